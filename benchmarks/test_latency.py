@@ -3,6 +3,6 @@
 from fixtures.measurement import record
 
 
-def test_latency(bench_measurement, benchmark):
+def test_latency(bench_spec, bench_measure, benchmark):
     """Hand the case's samples (timed in situ by its group's passes) to pytest-benchmark."""
-    record(benchmark, bench_measurement)
+    record(benchmark, bench_measure(bench_spec))

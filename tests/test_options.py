@@ -1,0 +1,57 @@
+"""Option parsers: exact values and the one-line errors users see."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from fixtures.options import parse_devices, parse_inputs, parse_models, parse_rounds, parse_scopes, parse_warmup
+from fixtures.zoo import InputSize
+
+
+def test_models_keep_order_and_drop_repeats():
+    assert parse_models("resnet50, resnet18,resnet50") == ("resnet50", "resnet18")
+
+
+def test_every_resnet_family_builder_is_accepted():
+    names = "resnet152,resnext50_32x4d,resnext101_32x8d,resnext101_64x4d,wide_resnet50_2,wide_resnet101_2"
+    assert parse_models(names) == tuple(names.split(","))
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "message"),
+    [
+        (parse_models, "resnet19", "unknown model 'resnet19': choose from resnet18, resnet34"),
+        (parse_models, "resnet18,,resnet34", "empty entry in model list"),
+        (parse_inputs, "imagenet", "unknown input 'imagenet': use one of cityscapes, pascal or BxCxHxW"),
+        (parse_inputs, "1x3x224", "unknown input '1x3x224'"),
+        (parse_inputs, "1x3x0x224", "has a zero dimension"),
+        (parse_inputs, "1x3x-4x224", "unknown input '1x3x-4x224'"),
+        (parse_inputs, "1x1x64x64", "has C=1: torchvision's ResNets take 3 input channels"),
+        (parse_devices, "tpu", "unknown device 'tpu': choose from cpu, cuda"),
+        (parse_scopes, "layer", "unknown scope 'layer': choose from model, stage, block"),
+        (parse_warmup, "-1", "warm-up calls must be an integer >= 0 or 'auto', not '-1'"),
+        (parse_rounds, "0", "rounds must be an integer >= 1 or 'auto', not '0'"),
+        (parse_rounds, "many", "rounds must be an integer >= 1"),
+    ],
+)
+def test_bad_values_raise_one_line(parse, text, message):
+    with pytest.raises(argparse.ArgumentTypeError) as error:
+        parse(text)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_inputs_named_and_explicit():
+    assert parse_inputs("pascal,4X3x224x224") == (
+        InputSize("pascal", (1, 3, 500, 334)),
+        InputSize("4x3x224x224", (4, 3, 224, 224)),
+    )
+
+
+def test_auto_values():
+    assert parse_devices("auto") is None
+    assert parse_warmup("auto") is None
+    assert parse_warmup("0") == 0
+    assert parse_rounds("7") == 7

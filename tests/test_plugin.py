@@ -1,0 +1,178 @@
+"""The plugin end to end, in subprocesses (CUDA state is per process): options, errors, JSON, compare, faults."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ("--bench-devices", "cpu", "--bench-models", "resnet18", "--bench-inputs", "1x3x64x64", "--bench-rounds", "3")
+CONTRACT = {
+    "model", "input", "input_shape", "device", "device_name", "scope", "module", "module_input_shape",
+    "module_output_shape", "params", "timer", "warmup", "p50_ms", "p90_ms", "p99_ms", "fps", "dtype", "threads",
+}
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    """A copy of the suite's entry points in a temporary directory, importing fixtures/ from the checkout."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    for name in ("pytest.ini", "conftest.py"):
+        shutil.copy(ROOT / name, pytester.path / name)
+    shutil.copytree(ROOT / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+
+    def run(*args):
+        return pytester.runpytest_subprocess("benchmarks", "-p", "no:cacheprovider", *args)
+
+    run.path = pytester.path
+    return run
+
+
+def test_help_lists_the_options_with_defaults(suite):
+    result = suite("--help")
+    result.stdout.fnmatch_lines(["ResNet Profile (timing torchvision ResNets):", "*--bench-models=NAMES*"])
+    text = " ".join(result.stdout.str().split())  # argparse wraps help lines
+    for flag, default in [
+        ("--bench-models=NAMES", "'resnet18,resnet34,resnet50,resnet101'"),
+        ("--bench-inputs=SIZES", "'cityscapes,pascal'"),
+        ("--bench-devices=DEVICES", "'auto'"),
+        ("--bench-scopes=SCOPES", "'model,stage,block'"),
+        ("--bench-warmup=N", "'auto'"),
+        ("--bench-rounds=N", "'auto'"),
+        ("--bench-threads=N", "'auto'"),
+    ]:
+        help_text = text.split(flag, 1)[1].split(" --bench-", 1)[0].split(" Custom options:", 1)[0]
+        assert help_text.endswith(f"Default: {default}"), (flag, help_text)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("--bench-models", "resnet19"), "*argument --bench-models: unknown model 'resnet19': choose from resnet18, *"),
+        (("--bench-inputs", "3x224x224"), "*argument --bench-inputs: unknown input '3x224x224': use one of *"),
+        (("--bench-inputs", "1x3x0x64"), "*input '1x3x0x64' has a zero dimension*"),
+        (("--bench-devices", "gpu"), "*argument --bench-devices: unknown device 'gpu': choose from cpu, cuda"),
+        (("--bench-scopes", "layers"), "*unknown scope 'layers': choose from model, stage, block"),
+        (("--bench-warmup", "-3"), "*warm-up calls must be an integer >= 0 or 'auto', not '-3'"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_usage_error(suite, args, line):
+    result = suite(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([line])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_bad_ini_value_names_its_key(suite):
+    ini = suite.path / "pytest.ini"
+    ini.write_text(ini.read_text() + "bench_models = resnet18,nope\n")
+    result = suite("--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini option bench_models: unknown model 'nope': choose from *"])
+
+
+def test_default_cpu_matrix_collects_every_case(suite):
+    result = suite("--bench-devices", "cpu", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*234 tests collected*"])
+    lines = result.stdout.lines
+    assert sum("-model]" in line for line in lines) == 8
+    assert sum("-stage-" in line for line in lines) == 80
+    assert sum("-block-" in line for line in lines) == 146
+    assert "benchmarks/test_latency.py::test_latency[resnet101-cityscapes-cpu-block-layer3.22]" in lines
+
+
+def test_tiny_run_writes_the_json_contract_and_the_stage_sum(suite):
+    result = suite(*TINY, "--benchmark-json=out.json")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]resnet-profile[]] measuring resnet18-1x3x64x64-cpu: 19 cases, warm-up 2*",
+            "*resnet-profile*",
+            "group * stage sum / whole*",
+            "resnet18-1x3x64x64-cpu * perf_counter * 2 * 3 *",
+            "1 groups measured in *",
+            "*19 passed*",
+        ]
+    )
+    data = json.loads((suite.path / "out.json").read_text())
+    benches = data["benchmarks"]
+    scopes = [b["extra_info"]["scope"] for b in benches]
+    assert (scopes.count("model"), scopes.count("stage"), scopes.count("block")) == (1, 10, 8)
+    for bench in benches:
+        assert CONTRACT <= set(bench["extra_info"])
+        assert bench["group"] == "resnet18-1x3x64x64-cpu"
+        assert bench["stats"]["rounds"] == 3
+        assert bench["params"] == {"bench_case": bench["param"]}
+    model = next(b for b in benches if b["extra_info"]["scope"] == "model")
+    assert model["extra_info"]["module"] == "" and model["extra_info"]["params"] == 11_689_512
+    assert model["extra_info"]["p50_ms"] == pytest.approx(model["stats"]["median"] * 1e3)
+    for key in ("torch", "torchvision", "cuda", "cudnn", "gpu", "gpu_driver", "cudnn_allow_tf32", "matmul_allow_tf32", "cpu_threads"):
+        assert key in data["machine_info"]
+
+
+def test_k_selection_times_only_the_selected_modules(suite):
+    result = suite(*TINY, "-k", "layer3", "--benchmark-json=out.json")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*measuring resnet18-1x3x64x64-cpu: 3 cases*", "*3 passed, 16 deselected*"])
+    names = sorted(b["extra_info"]["module"] for b in json.loads((suite.path / "out.json").read_text())["benchmarks"])
+    assert names == ["layer3", "layer3.0", "layer3.1"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the skip on a machine without CUDA")
+def test_cuda_cases_skip_with_the_reason(suite):
+    result = suite(*TINY[2:], "--bench-devices", "cpu,cuda", "--bench-scopes", "model", "-rs")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["SKIPPED * cuda: CUDA is not available on this machine*", "*1 passed, 1 skipped*"])
+
+
+def test_a_failing_group_fails_its_cases_only_and_the_json_is_written(suite):
+    (suite.path / "conftest.py").write_text(
+        (suite.path / "conftest.py").read_text()
+        + "\n\nimport fixtures.runner as _runner\n"
+        "_real_run = _runner.GroupRunner.run\n"
+        "def _run(self, group, modules):\n"
+        "    if group.model == 'resnet34':\n"
+        "        raise RuntimeError('CUDA out of memory. Tried to allocate 20.00 GiB')\n"
+        "    return _real_run(self, group, modules)\n"
+        "_runner.GroupRunner.run = _run\n"
+    )
+    result = suite(*TINY[:2], "--bench-models", "resnet34,resnet18", *TINY[4:], "--bench-scopes", "model,stage",
+                   "--benchmark-json=out.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*resnet34-1x3x64x64-cpu could not be measured: RuntimeError: CUDA out of memory*", "*11 failed, 11 passed*"]
+    )
+    benches = json.loads((suite.path / "out.json").read_text())["benchmarks"]
+    assert {b["group"] for b in benches} == {"resnet18-1x3x64x64-cpu"} and len(benches) == 11
+
+
+def _scale_saved_medians(path: Path, factor: float) -> None:
+    data = json.loads(path.read_text())
+    for bench in data["benchmarks"]:
+        for key in ("min", "max", "mean", "median"):
+            bench["stats"][key] *= factor
+    path.write_text(json.dumps(data))
+
+
+def test_save_compare_and_compare_fail_round_trip(suite):
+    base = (*TINY, "--bench-scopes", "model,stage", "--benchmark-storage", "file://store")
+    assert suite(*base, "--benchmark-save=base").ret == 0
+    saved = next((suite.path / "store").glob("*/0001_base.json"))
+    assert len(json.loads(saved.read_text())["benchmarks"]) == 11
+
+    # A baseline 100x slower: the current run can't have regressed.
+    _scale_saved_medians(saved, 100.0)
+    result = suite(*base, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%")
+    assert result.ret == 0
+    result.stderr.fnmatch_lines(["*Comparing against benchmarks from:*0001_base.json*"])
+    result.stdout.fnmatch_lines(["*(0001_base)*", "*11 passed*"])
+
+    # A baseline 100x faster: every case regressed, and pytest-benchmark's compare-fail says so.
+    _scale_saved_medians(saved, 1e-4)
+    result = suite(*base, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*Performance has regressed:*", "*test_latency[[]resnet18-1x3x64x64-cpu-model[]]*median*"])
