@@ -1,0 +1,158 @@
+"""Speed modes and efficiency: FLOPs against the formula, peaks, skips, host/device split, BN folding."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fixtures.efficiency import peak_pct, peak_tflops, tflops_per_s
+from fixtures.flops import flops_by_module
+from fixtures.matrix import CaseSpec, GroupKey
+from fixtures.measurement import Measurement
+from fixtures.modes import fold_batchnorm, not_in_situ, unsupported
+from fixtures.runner import GroupRunner, ModuleInfo, Plan
+from fixtures.zoo import STAGES, build_model, parse_input
+
+TINY = parse_input("1x3x64x64")
+
+
+def conv_flops(c_in, c_out, k, h_out, w_out, groups=1):
+    """2 FLOPs per multiply-add: every output element takes c_in/groups * k * k of them."""
+    return 2 * c_out * h_out * w_out * (c_in // groups) * k * k
+
+
+def test_flops_of_a_convolution_equal_the_formula():
+    flops = flops_by_module("resnet18", (1, 3, 64, 64))
+    assert flops["conv1"] == conv_flops(3, 64, 7, 32, 32)
+    # layer1.0 of resnet18: two 3x3 convolutions 64 -> 64 on 16x16
+    assert flops["layer1.0"] == 2 * conv_flops(64, 64, 3, 16, 16)
+    assert flops["fc"] == 2 * 512 * 1000
+    assert flops["bn1"] == flops["relu"] == flops["maxpool"] == 0  # not counted by FlopCounterMode
+    assert flops[""] == sum(flops[s] for s in STAGES)
+    # A grouped convolution: resnext50_32x4d's layer1.0.conv2 is 3x3, 128 -> 128 in 32 groups, on 16x16.
+    grouped = flops_by_module("resnext50_32x4d", (1, 3, 64, 64))
+    assert grouped["layer1.0.conv2"] == conv_flops(128, 128, 3, 16, 16, groups=32)
+
+
+def test_flops_scale_with_the_batch():
+    assert flops_by_module("resnet18", (4, 3, 64, 64))[""] == 4 * flops_by_module("resnet18", (1, 3, 64, 64))[""]
+
+
+def test_peaks_come_from_the_table_or_the_override():
+    assert peak_tflops("NVIDIA H200", "bf16", tf32=True) == 989.4
+    assert peak_tflops("NVIDIA H200", "fp32", tf32=True) == 494.7
+    assert peak_tflops("NVIDIA H200", "fp32", tf32=False) == 66.9
+    assert peak_tflops("NVIDIA GeForce RTX 2080 Ti", "fp32", tf32=True) == 13.4  # Turing has no TF32
+    assert peak_tflops("AMD EPYC", "fp32", tf32=True) is None
+    assert peak_tflops("AMD EPYC", "fp32", tf32=True, override=2.5) == 2.5
+    assert tflops_per_s(2_000_000_000_000, 0.5) == 4.0
+    assert tflops_per_s(0, 0.5) is None
+    assert peak_pct(4.0, 16.0) == 25.0
+    assert peak_pct(4.0, None) is None
+
+
+def test_combinations_that_cannot_run_say_why():
+    cpu = GroupKey("resnet18", TINY, "cpu", executor="cuda_graph")
+    assert unsupported(cpu, cuda_available=False) == "cuda_graph: CUDA graphs need a CUDA device"
+    assert unsupported(GroupKey("resnet18", TINY, "cuda"), cuda_available=False).startswith("cuda: CUDA is not available")
+    assert unsupported(GroupKey("resnet18", TINY, "cpu", "bf16", "channels_last"), cuda_available=False) is None
+    compiled = GroupKey("resnet18", TINY, "cuda", executor="compile")
+    assert not_in_situ(compiled, "model") is None
+    assert "module boundaries do not exist" in not_in_situ(compiled, "block")
+    assert not_in_situ(GroupKey("resnet18", TINY, "cuda"), "stage") is None
+
+
+def measurement(timer, device_s, host_s, flops=0, peak=None):
+    spec = CaseSpec(GroupKey("resnet50", TINY, "cuda", "bf16", "channels_last"), "stage", "layer3")
+    return Measurement(spec, device_s, host_s, timer, 0, ModuleInfo((1,), (1,), 0), "NVIDIA H200", 8, flops, peak)
+
+
+def test_host_and_device_split():
+    gpu_bound = measurement("cuda_event", (0.004, 0.004, 0.004), (0.001, 0.001, 0.002)).extra_info()
+    assert (gpu_bound["device_ms"], gpu_bound["host_ms"], gpu_bound["launch_bound"]) == (4.0, 1.0, False)
+    launch = measurement("cuda_event", (0.001, 0.001, 0.001), (0.003, 0.002, 0.003)).extra_info()
+    assert launch["launch_bound"] is True
+    # On a CPU both are the same clock: no verdict.
+    assert measurement("perf_counter", (0.001,), (0.001,)).extra_info()["launch_bound"] is None
+
+
+def test_efficiency_in_extra_info():
+    info = measurement("cuda_event", (0.002, 0.002, 0.002), (0.001,) * 3, flops=4_000_000_000_000, peak=1000.0).extra_info()
+    assert info["flops"] == 4_000_000_000_000
+    assert math.isclose(info["tflops_per_s"], 2000.0)  # 4 TFLOP in 2 ms
+    assert math.isclose(info["peak_pct"], 200.0)
+    assert (info["dtype"], info["memory_format"], info["executor"], info["dtype_method"]) == (
+        "bf16", "channels_last", "eager", "converted",
+    )
+
+
+def test_folding_batchnorm_keeps_the_output():
+    torch.manual_seed(0)
+    model = build_model("resnet18")
+    for module in model.modules():  # non-trivial statistics, or folding would be a no-op
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        expected = model(x)
+        folded = fold_batchnorm(model)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        torch.testing.assert_close(folded(x), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("dtype", "memory_format"), [("bf16", "channels_last"), ("fp16", "contiguous")])
+def test_modes_run_on_cpu(dtype, memory_format):
+    group = GroupKey("resnet18", TINY, "cpu", dtype, memory_format)
+    result = GroupRunner(Plan(warmup=1, rounds=2)).run(group, ["", "layer1", "layer1.0"])
+    assert set(result.samples) == {"", "layer1", "layer1.0"}
+    assert all(len(s.device_s) == 2 for s in result.samples.values())
+
+
+def test_modes_reach_the_ids_and_skips(pytester, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    for name in ("pytest.ini", "conftest.py"):
+        shutil.copy(root / name, pytester.path / name)
+    shutil.copytree(root / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    result = pytester.runpytest_subprocess(
+        "benchmarks", "-p", "no:cacheprovider", "--bench-devices", "cpu", "--bench-models", "resnet18",
+        "--bench-inputs", "1x3x64x64", "--bench-scopes", "stage", "--bench-dtypes", "fp32,bf16",
+        "--bench-formats", "contiguous,channels_last", "--bench-executors", "eager,cuda_graph,compile",
+        "--collect-only", "-q",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_latency[[]resnet18-1x3x64x64-cpu-stage-conv1[]]",
+            "*test_latency[[]resnet18-1x3x64x64-cpu-channels_last-compile-stage-layer1[]]",
+            "*test_latency[[]resnet18-1x3x64x64-cpu-bf16-channels_last-cuda_graph-stage-fc[]]",
+            "*120 tests collected*",
+        ]
+    )
+    result = pytester.runpytest_subprocess(
+        "benchmarks", "-p", "no:cacheprovider", "--bench-devices", "cpu", "--bench-models", "resnet18",
+        "--bench-inputs", "1x3x64x64", "--bench-scopes", "stage", "--bench-executors", "cuda_graph,compile", "-rs",
+    )
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]10[]] *cuda_graph: CUDA graphs need a CUDA device",
+            "SKIPPED [[]10[]] *compile: inside a torch.compile'd model module boundaries do not exist*",
+        ]
+    )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("executor", ["cuda_graph", "compile"])
+def test_cuda_executors_time_the_whole_model(executor):
+    group = GroupKey("resnet18", TINY, "cuda", "bf16", "channels_last", executor)
+    result = GroupRunner(Plan(warmup=3, rounds=5)).run(group, [""])
+    assert len(result.samples[""].device_s) == 5 and result.timer == "cuda_event"
+    assert (result.compile_s is not None) == (executor == "compile")
