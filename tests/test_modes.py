@@ -123,7 +123,7 @@ def test_modes_reach_the_ids_and_skips(pytester, monkeypatch):
         shutil.copy(root / name, pytester.path / name)
     shutil.copytree(root / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
     result = pytester.runpytest_subprocess(
-        "benchmarks", "-p", "no:cacheprovider", "--bench-devices", "cpu", "--bench-models", "resnet18",
+        "benchmarks/test_latency.py", "-p", "no:cacheprovider", "--bench-devices", "cpu", "--bench-models", "resnet18",
         "--bench-inputs", "1x3x64x64", "--bench-scopes", "stage", "--bench-dtypes", "fp32,bf16",
         "--bench-formats", "contiguous,channels_last", "--bench-executors", "eager,cuda_graph,compile",
         "--collect-only", "-q",
@@ -137,7 +137,7 @@ def test_modes_reach_the_ids_and_skips(pytester, monkeypatch):
         ]
     )
     result = pytester.runpytest_subprocess(
-        "benchmarks", "-p", "no:cacheprovider", "--bench-devices", "cpu", "--bench-models", "resnet18",
+        "benchmarks/test_latency.py", "-p", "no:cacheprovider", "--bench-devices", "cpu", "--bench-models", "resnet18",
         "--bench-inputs", "1x3x64x64", "--bench-scopes", "stage", "--bench-executors", "cuda_graph,compile", "-rs",
     )
     assert result.ret == 0

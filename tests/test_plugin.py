@@ -25,8 +25,8 @@ def suite(pytester, monkeypatch):
         shutil.copy(ROOT / name, pytester.path / name)
     shutil.copytree(ROOT / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
 
-    def run(*args):
-        return pytester.runpytest_subprocess("benchmarks", "-p", "no:cacheprovider", *args)
+    def run(*args, path="benchmarks/test_latency.py"):
+        return pytester.runpytest_subprocess(path, "-p", "no:cacheprovider", *args)
 
     run.path = pytester.path
     return run
@@ -76,8 +76,7 @@ def test_bad_ini_value_names_its_key(suite):
 
 
 def test_default_cpu_matrix_collects_every_case(suite):
-    result = suite("--bench-devices", "cpu", "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*234 tests collected*"])
+    result = suite("--bench-devices", "cpu", "--collect-only", "-q", path="benchmarks")
     lines = result.stdout.lines
     assert sum("-model]" in line for line in lines) == 8
     assert sum("-stage-" in line for line in lines) == 80

@@ -65,15 +65,6 @@ def test_module_info_gives_shapes_and_params():
     assert sum(result.info[s].params for s in STAGES) == result.info[""].params
 
 
-def test_real_clock_stage_sum_is_close_to_whole():
-    # Not a speed target: in-situ stage times must add up to about the whole (hooks are cheap, nothing is missed).
-    runner = GroupRunner(Plan(warmup=1, rounds=5))
-    result = runner.run(GROUP, ["", *STAGES])
-    whole = sorted(result.samples[""].device_s)[2]
-    stages = sum(sorted(result.samples[s].device_s)[2] for s in STAGES)
-    assert 0.7 < stages / whole < 1.3
-
-
 def test_missing_cuda_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is present")

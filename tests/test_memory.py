@@ -1,0 +1,129 @@
+"""Memory reports: the reference's table, an independent numel × element_size count, memlab, named rows, peaks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import memray
+import pytest
+import torch
+import torchvision
+
+from fixtures.matrix import GroupKey
+from fixtures.memory import MIB, measure_forward, static_memory
+from fixtures.render import memory_text
+from fixtures.zoo import NAMED_INPUTS, STAGES, parse_input
+
+# The reference README's Memory Report: Allocated Memory (MB), # Params (M), # Tensors (M). Its counts are truncated to
+# three decimals (11,689,512 params print as 11.689), and its "MB" is MiB: 17,990,588 float32 elements are 68.63 MiB.
+REFERENCE = {
+    ("resnet18", "cityscapes"): (68.69, 11.689, 17.990),
+    ("resnet18", "pascal"): (46.60, 11.689, 12.200),
+    ("resnet34", "cityscapes"): (108.16, 21.797, 28.106),
+    ("resnet34", "pascal"): (85.20, 21.797, 22.315),
+    ("resnet50", "cityscapes"): (121.73, 25.557, 31.901),
+    ("resnet50", "pascal"): (100.23, 25.557, 26.111),
+    ("resnet101", "cityscapes"): (194.65, 44.549, 50.946),
+    ("resnet101", "pascal"): (172.65, 44.549, 45.155),
+}
+# Rows whose memory figure disagrees with the reference's own tensor count (# Tensors × 4 bytes) by more than the
+# CUDA allocator's 512-byte blocks can explain; the reference must have counted something else there (its memlab run
+# collected every live tensor of the process). For these the count is checked, and the memory against that count.
+INCONSISTENT = {("resnet34", "cityscapes"), ("resnet50", "pascal"), ("resnet101", "cityscapes"), ("resnet101", "pascal")}
+BLOCK_SLACK_MIB = 0.07  # 512-byte blocks (+0.02 MiB here) and the reference's rounding
+
+
+def _floor3(value: float) -> float:
+    return math.floor(value * 1000 + 1e-9) / 1000
+
+
+@pytest.mark.parametrize(("model", "inp"), list(REFERENCE), ids=[f"{m}-{i}" for m, i in REFERENCE])
+def test_memory_table_equals_reference(model: str, inp: str) -> None:
+    mib, params_m, tensors_m = REFERENCE[model, inp]
+    static = static_memory(model, NAMED_INPUTS[inp].shape)
+    assert _floor3(static.params / 1e6) == params_m
+    assert _floor3(static.tensors / 1e6) == tensors_m
+    if (model, inp) in INCONSISTENT:
+        assert static.bytes / MIB == pytest.approx(tensors_m * 1e6 * 4 / MIB, abs=0.01)
+        assert abs(static.block_bytes / MIB - mib) > BLOCK_SLACK_MIB  # still off: the day it matches, revisit
+    else:
+        assert abs(static.block_bytes / MIB - mib) <= BLOCK_SLACK_MIB
+
+
+@pytest.mark.parametrize("model", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("inp", ["cityscapes", "pascal"])
+def test_memory_equals_independent_count(model: str, inp: str) -> None:
+    """state_dict (not named_parameters/buffers) plus the input, numel × element_size, on the meta device."""
+    with torch.device("meta"):
+        state = torchvision.models.get_model(model, weights=None).state_dict()
+    shape = NAMED_INPUTS[inp].shape
+    expected = sum(t.numel() * t.element_size() for t in state.values()) + math.prod(shape) * 4
+    static = static_memory(model, shape)
+    assert static.bytes == expected
+    assert static.tensors == sum(t.numel() for t in state.values()) + math.prod(shape)
+
+
+def test_every_tensor_named() -> None:
+    static = static_memory("resnet18", (1, 3, 32, 32))
+    with torch.device("meta"):
+        model = torchvision.models.resnet18()
+    names = [row.name for row in static.rows]
+    assert names == [n for n, _ in model.named_parameters()] + [n for n, _ in model.named_buffers()] + ["input"]
+    assert not any(name.startswith("Tensor") for name in names)
+    assert static.rows[-1].shape == (1, 3, 32, 32) and static.rows[-1].kind == "input"
+    nbt = next(r for r in static.rows if r.name == "bn1.num_batches_tracked")
+    assert (nbt.dtype, nbt.bytes, nbt.block_bytes) == ("int64", 8, 512)
+
+
+def test_memlab_counts_elements_but_overstates_bytes() -> None:
+    """pytorch-memlab 0.3.2: right element count, memory × element_size (why the suite doesn't ship its figure)."""
+    from pytorch_memlab import MemReporter
+
+    model = torchvision.models.resnet18().eval()
+    x = torch.randn(1, 3, 32, 32)
+    reporter = MemReporter(model)
+    # Hand it our tensors rather than letting it scan the whole process with gc.
+    reporter.device_mapping[torch.device("cpu")] = [*model.parameters(), *model.buffers(), x]
+    reporter.get_stats()
+    stats = reporter.device_tensor_stat[torch.device("cpu")]
+    static = static_memory("resnet18", (1, 3, 32, 32))
+    assert sum(s[2] for s in stats) == static.tensors
+    by_name = {s[0]: s[3] for s in stats}
+    assert by_name["conv1.weight"] == 4 * 9408 * 4  # 4× the 37,632 bytes it holds
+    assert sum(s[3] for s in stats) > 3 * static.bytes
+
+
+def test_cpu_peak_of_one_forward() -> None:
+    group = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
+    forward = measure_forward(group, [list(STAGES)])
+    static = static_memory("resnet18", (1, 3, 64, 64))
+    assert forward.tool == "memray"
+    assert forward.whole.resident == static.bytes
+    assert forward.whole.peak == static.bytes + forward.whole.increase
+    # conv1's output (64x32x32 float32) and bn1's output are alive together at some point
+    assert forward.whole.increase >= 2 * 64 * 32 * 32 * 4
+    assert list(forward.modules) == list(STAGES)
+    assert forward.modules["conv1"].increase >= 64 * 32 * 32 * 4
+    assert forward.modules["conv1"].peak is None  # mid-forward, only the increase is known on the CPU
+
+
+def test_nested_tracker_degrades_to_not_measured(tmp_path: Path) -> None:
+    group = GroupKey("resnet18", parse_input("1x3x32x32"), "cpu")
+    with memray.Tracker(tmp_path / "outer.bin"):
+        forward = measure_forward(group, [["conv1"]])
+    assert forward.whole.peak is None
+    assert "another memray tracker is active" in forward.whole.note
+    assert forward.modules["conv1"].increase is None
+
+
+def test_memory_text_rows() -> None:
+    from fixtures.memory import ForwardMemory, MemoryReport, Peak
+
+    group = GroupKey("resnet18", NAMED_INPUTS["cityscapes"], "cpu")
+    report = MemoryReport(group, static_memory("resnet18", group.input.shape), ForwardMemory("fake", Peak(100 * MIB, 50 * MIB)))
+    lines = memory_text(report).splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Allocated Memory (MiB)"))
+    assert lines[header + 2].split() == ["68.63", "68.64", "11.690", "17.991", "150.00", "50.00"]
+    assert any(line.split()[:3] == ["input", "input", "1x3x1024x2048"] for line in lines if line.strip())
+    assert any(line.startswith("layer4.1.bn2.running_var ") for line in lines)

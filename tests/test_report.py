@@ -1,0 +1,116 @@
+"""The report command on a stored run (tests/data/small_run.json): tables row by row, the change, plots, bad input."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.report import load_run, main, render_markdown
+
+DATA = Path(__file__).parent / "data" / "small_run.json"
+ROOT = Path(__file__).parent.parent
+
+
+def _rows(text: str, first_cell: str) -> list[list[str]]:
+    """Cells of every markdown row whose first cell is `first_cell`."""
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            rows.append(cells)
+    return rows
+
+
+def test_latency_rows() -> None:
+    text = render_markdown(load_run(DATA))
+    assert _rows(text, "ResNet-18")[0] == ["ResNet-18", "1x3x32x32", "cpu", "BasicBlock", "204.468", "277.249", "4.89"]
+    assert _rows(text, "ResNet-50")[0] == ["ResNet-50", "1x3x32x32", "cpu", "Bottleneck", "15.812", "0.266", "63.25"]
+
+
+def test_stage_and_block_rows() -> None:
+    text = render_markdown(load_run(DATA))
+    conv1 = _rows(text, "conv1")
+    assert conv1 == [
+        ["conv1", "1x64x16x16", "9,408", "6.386", "10.516", "3.1"],
+        ["conv1", "1x64x16x16", "9,408", "0.296", "0.014", "1.2"],
+    ]
+    assert [r[3] for r in _rows(text, "sum of stages")] == ["206.743", "25.223"]
+    assert [r[3] for r in _rows(text, "whole model")] == ["204.468", "15.812", "204.468", "15.812"]
+    assert _rows(text, "layer1.0") == [
+        ["layer1.0", "1x64x8x8", "73,984", "22.982", "39.021", "12.0"],
+        ["layer1.0", "1x256x8x8", "75,008", "0.442", "0.016", "1.9"],
+    ]
+    assert len(_rows(text, "layer4.2")) == 1  # resnet50 has three blocks in layer4, resnet18 two
+
+
+def test_memory_rows_and_machine() -> None:
+    text = render_markdown(load_run(DATA))
+    memory = text.split("### Memory Report")[1]
+    assert _rows(memory, "ResNet-18") == [["ResNet-18", "1x3x32x32", "cpu", "BasicBlock", "44.64", "11.690", "11.702", "44.85", "0.20"]]
+    assert _rows(memory, "ResNet-50") == [["ResNet-50", "1x3x32x32", "cpu", "Bottleneck", "97.71", "25.557", "25.613", "97.96", "0.25"]]
+    assert "CPU: AMD EPYC (2 torch threads); GPU: none; torch 2.14.1" in text
+
+
+def test_change_per_row(tmp_path: Path) -> None:
+    data = json.loads(DATA.read_text())
+    for bench in data["benchmarks"]:
+        bench["stats"]["mean"] *= 1.1
+    slower = tmp_path / "slower.json"
+    slower.write_text(json.dumps(data))
+    text = render_markdown(load_run(slower), base=load_run(DATA))
+    assert _rows(text, "ResNet-18")[0][-2:] == ["+20.447", "+10.0"]
+    assert _rows(text, "ResNet-50")[0][-2:] == ["+1.581", "+10.0"]
+    assert all(row[-1] == "+10.0" for row in _rows(text, "conv1"))
+    assert _rows(text.split("### Memory Report")[1], "ResNet-18")[0][-2:] == ["+0.000", "+0.0"]
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_plots_are_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(DATA), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "report.md").read_text().startswith("## Results: small_run.json")
+    for name in ("stage_breakdown.png", "model_comparison.png"):
+        width, height = _png_size(tmp_path / name)
+        assert 500 <= width <= 3000 and 100 <= height <= 2000, (name, width, height)
+        assert 5_000 < (tmp_path / name).stat().st_size < 1_000_000
+    assert "| ResNet-18 |" in capsys.readouterr().out
+
+
+BAD = {
+    "missing": (None, "no such file"),
+    "malformed": ("{not json", "not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"),
+    "other-tool": ('{"results": []}', "not a pytest-benchmark JSON (no 'benchmarks' list)"),
+    "other-suite": ('{"benchmarks": [{"name": "test_x", "extra_info": {}, "stats": {"mean": 1.0}}]}',
+                    "no ResNet Profile benchmarks (extra_info has no model/input/device/scope)"),
+    "empty-run": ('{"benchmarks": []}', "no benchmarks in this run (an empty run)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    content, message = BAD[case]
+    path = tmp_path / f"{case}.json"
+    if content is not None:
+        path.write_text(content)
+    assert main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}: {message}\n"
+
+
+def test_bad_input_from_the_command_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "fixtures.report", str(tmp_path / "nope.json"), str(DATA)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"error: {tmp_path / 'nope.json'}: no such file\n"
+    assert result.stdout == ""
