@@ -3,6 +3,10 @@
 from fixtures.measurement import record
 
 
-def test_latency(bench_measurement, benchmark):
-    """Hand the case's samples (timed in situ by its group's passes) to pytest-benchmark."""
+def test_latency(bench_measurement, benchmark, bench_gate):
+    """Hand the case's samples (timed in situ by its group's passes) to pytest-benchmark, then check the CI gates.
+
+    The gates run after `record`, so a case over its budget or regressed still has its stats in the saved JSON.
+    """
     record(benchmark, bench_measurement)
+    bench_gate(bench_measurement)
