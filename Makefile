@@ -1,11 +1,12 @@
-# The two commands of the README: `make bench` (set up, run the default matrix, save it) and `make test`.
+# The two commands of the README: `make bench` (set up, run the default matrix, save it) and `make test`;
+# CI also runs `make smoke` (the CPU budgets).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 NAME ?= run
 BENCH_ARGS ?=
 
-.PHONY: setup bench test clean
+.PHONY: setup bench test smoke clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,13 @@ bench: setup
 # The suite's own tests (tiny inputs; CUDA tests skip without a GPU).
 test: setup
 	$(PY) -m pytest tests/
+
+# CI's latency gate: a small matrix on one CPU thread (steady on a shared 2-core box) against budgets/cpu-smoke.toml.
+# Any non-zero pytest exit fails the target, 5 (nothing collected) included. The JSON is kept for the CI artifacts.
+SMOKE_ARGS ?= --bench-devices cpu --bench-models resnet18 --bench-inputs pascal --bench-threads 1 --bench-rounds 10
+smoke: setup
+	mkdir -p reports
+	$(PY) -m pytest benchmarks/ $(SMOKE_ARGS) --bench-budgets budgets/cpu-smoke.toml --benchmark-json reports/smoke.json
 
 clean:
 	rm -rf .benchmarks reports .pytest_cache

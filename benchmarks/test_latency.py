@@ -3,6 +3,11 @@
 from fixtures.measurement import record
 
 
-def test_latency(bench_spec, bench_measure, benchmark):
-    """Hand the case's samples (timed in situ by its group's passes) to pytest-benchmark."""
-    record(benchmark, bench_measure(bench_spec))
+def test_latency(bench_spec, bench_measure, benchmark, bench_gate):
+    """Hand the case's samples (timed in situ by its group's passes) to pytest-benchmark, then check the CI gates.
+
+    The gates run after `record`, so a case over its budget or regressed still has its stats in the saved JSON.
+    """
+    measurement = bench_measure(bench_spec)
+    record(benchmark, measurement)
+    bench_gate(measurement)

@@ -1,0 +1,160 @@
+"""Budgets file: parsing, the most-specific rule, verdicts and their lines, and each bad-input message."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.budgets import BudgetError, CaseFacts, facts_from, load_budgets, parse_budgets
+
+VALUES = {"median_ms": 12.0, "mean_ms": 13.0, "p90_ms": 15.0, "p99_ms": 20.0, "peak_mib": None}
+
+
+def case(scope: str = "model", module: str = "", model: str = "resnet50", device: str = "cpu",
+         device_name: str = "AMD EPYC", values: dict | None = None) -> CaseFacts:
+    return CaseFacts(
+        case_id=f"{model}-pascal-{device}-{scope}" + (f"-{module}" if module else ""),
+        device=device,
+        device_name=device_name,
+        model=model,
+        inputs=("pascal", "1x3x500x334"),
+        scope=scope,
+        module=module,
+        values=VALUES if values is None else values,
+    )
+
+
+def book(text: str):
+    return parse_budgets(text, "b.toml")
+
+
+def test_facts_read_the_extra_info_contract():
+    extra = {"model": "resnet18", "input": "pascal", "input_shape": [1, 3, 500, 334], "device": "cpu",
+             "device_name": "AMD EPYC", "scope": "block", "module": "layer3.1", "p50_ms": 1.5, "p90_ms": 2.0,
+             "p99_ms": 3.0}
+    facts = facts_from("id", extra, mean_s=0.0016)
+    assert facts.inputs == ("pascal", "1x3x500x334")
+    assert facts.values == {"median_ms": 1.5, "mean_ms": 1.6, "p90_ms": 2.0, "p99_ms": 3.0, "peak_mib": None}
+    assert facts_from("id", {**extra, "peak_mib": 300}, 0.0016).values["peak_mib"] == 300.0
+
+
+def test_more_constrained_fields_win():
+    b = book("""
+[[budget]]
+device = "cpu"
+model = "resnet50"
+scope = "model"
+median_ms = 1
+
+[[budget]]
+device = "cpu"
+median_ms = 2
+""")
+    assert b.governing(case()).index == 1  # three fields beat one, whatever the order
+    assert b.governing(case(scope="stage", module="conv1")).index == 2
+
+
+def test_exact_beats_glob_and_later_wins_a_tie():
+    b = book("""
+[[budget]]
+device = "cpu"
+module = "layer3.*"
+median_ms = 1
+
+[[budget]]
+device = "cpu"
+module = "layer3.1"
+median_ms = 2
+
+[[budget]]
+device = "cpu"
+module = "layer3.?"
+median_ms = 3
+""")
+    assert b.governing(case("block", "layer3.1")).index == 2  # exact module beats both globs
+    assert b.governing(case("block", "layer3.0")).index == 3  # two globs tie: the later entry wins
+    assert b.governing(case("block", "layer4.0")) is None
+
+
+def test_star_constrains_nothing_and_a_device_name_beats_a_device_kind():
+    b = book("""
+[[budget]]
+device = "*H200*"
+median_ms = 1
+
+[[budget]]
+device = "cuda"
+model = "*"
+median_ms = 2
+
+[[budget]]
+device = "NVIDIA H200"
+median_ms = 3
+""")
+    h200 = case(device="cuda", device_name="NVIDIA H200")
+    assert b.governing(h200).index == 3  # name without wildcards: exact
+    assert b.governing(case(device="cuda", device_name="NVIDIA A100")).index == 2
+    assert b.governing(case()) is None  # no entry for cpu: ungated
+    assert book('[[budget]]\ndevice = "*h200*"\nmedian_ms = 1').governing(h200) is not None  # device: any case
+
+
+def test_input_matches_its_label_or_its_shape():
+    b = book('[[budget]]\ndevice = "cpu"\ninput = "1x3x500x*"\nmedian_ms = 1')
+    assert b.governing(case()) is not None
+
+
+def test_under_budget_passes_and_over_budget_renders_one_line():
+    b = book('[[budget]]\ndevice = "cpu"\nmedian_ms = 12.5\np90_ms = 12.0')
+    result = b.check(case())
+    assert result.failed
+    assert result.long_repr == (
+        "over budget: p90_ms 15.000 ms > budget 12 ms (+25.0%) [b.toml entry 1 (device=cpu)]"
+    )
+    assert not book('[[budget]]\ndevice = "cpu"\nmedian_ms = 12.0\nmean_ms = 13').check(case()).failed  # at the limit
+
+
+def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
+    result = book('[[budget]]\ndevice = "cpu"\npeak_mib = 1').check(case())
+    assert not result.failed
+    assert [c.statistic for c in result.unmeasured] == ["peak_mib"]
+    assert result.unmeasured[0].render() == "peak_mib not measured (budget 1 MiB)"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[budget]\n", "b.toml: invalid TOML: Expected ']]' at the end of an array declaration (at line 1, column 9)"),
+        ('[[budget]]\ndevice = "cpu"\nmedain_ms = 1',
+         "b.toml: budget entry 1: unknown statistic 'medain_ms': choose from median_ms, mean_ms, p90_ms, p99_ms, peak_mib"),
+        ('[[budget]]\ndevice = "cpu"\nmedian_ms = 1\n[[budget]]\ndevice = "cpu"\ncolour = "red"\nmedian_ms = 1',
+         "b.toml: budget entry 2: unknown key 'colour': use device, model, input, scope, module and "
+         "median_ms, mean_ms, p90_ms, p99_ms, peak_mib"),
+        ('[[budget]]\ndevice = "cpu"\nmedian_ms = -3', "b.toml: budget entry 1: median_ms must be a positive number, not -3"),
+        ('[[budget]]\ndevice = "cpu"\np90_ms = "fast"', "b.toml: budget entry 1: p90_ms must be a number, not 'fast'"),
+        ('[[budget]]\ndevice = "cpu"\nmodel = "resnet50"',
+         "b.toml: budget entry 1: no statistic: give one or more of median_ms, mean_ms, p90_ms, p99_ms, peak_mib"),
+        ('[[budget]]\nmedian_ms = 1',
+         "b.toml: budget entry 1: device is missing: give \"cpu\", \"cuda\" or a glob on the GPU's name such as \"*H200*\""),
+        ('[[budget]]\ndevice = "cpu"\nscope = "models"\nmedian_ms = 1',
+         "b.toml: budget entry 1: scope 'models' matches no known scope: model, stage, block"),
+        ('budgets = 1', "b.toml: unknown top-level key 'budgets': the file holds [[budget]] tables only"),
+        ('', "b.toml: no [[budget]] entries"),
+    ],
+    ids=["bad-toml", "unknown-statistic", "unknown-key", "negative", "non-numeric", "no-statistic", "no-device",
+         "unknown-scope", "top-level", "empty"],
+)
+def test_bad_budgets_give_one_line_with_the_place(text, message):
+    with pytest.raises(BudgetError) as error:
+        book(text)
+    assert str(error.value) == message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(BudgetError, match=r"^.*nope\.toml: budgets file not found$"):
+        load_budgets(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("name", ["cpu-smoke.toml", "h200.toml"])
+def test_shipped_budgets_load(name):
+    from pathlib import Path
+
+    assert load_budgets(Path(__file__).parent.parent / "budgets" / name).budgets

@@ -1,0 +1,194 @@
+"""The gates end to end, through pytest itself: budgets, the regression gate, compare/compare-fail, and bad input.
+
+Runs that measure are subprocesses (CUDA state is per process) on the tiniest matrix; their outcomes are forced by
+budgets and baselines so far off that no machine can flip them. Runs that stop at configure time measure nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ("--bench-models", "resnet18", "--bench-inputs", "1x3x64x64", "--bench-devices", "cpu", "-p", "no:cacheprovider")
+MODEL_ONLY = (*TINY, "--bench-scopes", "model", "--bench-rounds", "5")
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A project with the real plugin and the real benchmark file."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeconftest('pytest_plugins = ["fixtures.plugin"]')
+    pytester.makepyfile(test_latency=(ROOT / "benchmarks" / "test_latency.py").read_text())
+    return pytester
+
+
+def write(pytester: pytest.Pytester, name: str, text: str) -> str:
+    """A file in the project; its name as the subprocess (run in the project) sees it."""
+    (pytester.path / name).write_text(text)
+    return name
+
+
+def test_over_budget_fails_the_case_and_the_run_still_ends_with_its_summary_line(suite):
+    budgets = write(suite, "b.toml", """
+[[budget]]
+device = "cpu"
+scope = "model"
+median_ms = 0.000001
+
+[[budget]]
+device = "cpu"
+scope = "stage"
+module = "layer*"
+median_ms = 1e9
+""")
+    result = suite.runpytest_subprocess(
+        *TINY, "--bench-scopes", "model,stage", "--bench-rounds", "3", f"--bench-budgets={budgets}",
+        "--benchmark-json=out.json",
+    )
+    result.stdout.fnmatch_lines([
+        "resnet-profile: budgets from b.toml (2 entries)",
+        "over budget: median_ms * ms > budget 1e-06 ms (+*%) [[]b.toml entry 1 (device=cpu, scope=model)[]]",
+        "budgets b.toml: 4 within budget, 1 over budget, 6 ungated",
+        "  ungated (6, no entry matches): resnet18-1x3x64x64-cpu-stage-conv1, *-stage-bn1, *-stage-relu, *",
+        "FAILED test_latency.py::test_latency[[]resnet18-1x3x64x64-cpu-model[]]*",
+        "*= 1 failed, 10 passed in *",
+    ])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    saved = json.loads((suite.path / "out.json").read_text())
+    assert "test_latency[resnet18-1x3x64x64-cpu-model]" in {b["name"] for b in saved["benchmarks"]}  # still saved
+
+
+def baseline_from(saved: dict, seconds: float) -> dict:
+    """The saved run with every round replaced by `seconds`: a baseline no real measurement can be close to."""
+    for bench in saved["benchmarks"]:
+        stats = bench["stats"]
+        stats["data"] = [seconds] * len(stats["data"])
+        for key in ("min", "max", "mean", "median", "q1", "q3", "ld15iqr", "hd15iqr"):
+            stats[key] = seconds
+        stats["stddev"] = stats["iqr"] = 0.0
+    return saved
+
+
+def test_regression_gate_flags_a_slowdown_and_passes_a_speedup(suite):
+    first = suite.runpytest_subprocess(*MODEL_ONLY, "--benchmark-json=run.json")
+    assert first.ret == pytest.ExitCode.OK
+    saved = json.loads((suite.path / "run.json").read_text())
+    fast = write(suite, "fast.json", json.dumps(baseline_from(json.loads(json.dumps(saved)), 1e-7)))
+    slow = write(suite, "slow.json", json.dumps(baseline_from(saved, 1e3)))
+
+    result = suite.runpytest_subprocess(*MODEL_ONLY, f"--bench-regression={fast}")
+    result.stdout.fnmatch_lines([
+        "*resnet-profile: regression gate vs fast.json: median +10% and one-sided Mann-Whitney U p < 0.01",
+        "regressed: median 0.000 ms (baseline) -> * ms (+*% > 10%), one-sided Mann-Whitney U p=0.00* < alpha 0.01 "
+        "(5 vs 5 rounds) [[]baseline fast.json[]]",
+        "regression vs fast.json (*): 1 regressed, 0 slower but not significant, 0 unchanged, 0 not in baseline",
+        "*= 1 failed in *",
+    ])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+    # Under budget and not slower than the baseline: passes. A peak_mib budget on a case without peak_mib is said, not
+    # failed (whether this run carries peak_mib is read from its own JSON, so the test holds either way).
+    budgets = write(suite, "b.toml", '[[budget]]\ndevice = "cpu"\nmedian_ms = 1e9\npeak_mib = 1e9\n')
+    result = suite.runpytest_subprocess(
+        *MODEL_ONLY, f"--bench-regression={slow}", f"--bench-budgets={budgets}", "--benchmark-json=again.json"
+    )
+    result.stdout.fnmatch_lines([
+        "budgets b.toml: 1 within budget, 0 over budget, 0 ungated",
+        "regression vs slow.json (*): 0 regressed, *, 1 unchanged, 0 not in baseline",
+        "*= 1 passed in *",
+    ])
+    (bench,) = json.loads((suite.path / "again.json").read_text())["benchmarks"]
+    unmeasured = "  not measured, so not checked (1): resnet18-1x3x64x64-cpu-model (peak_mib)"
+    if bench["extra_info"].get("peak_mib") is None:
+        result.stdout.fnmatch_lines([unmeasured])
+    else:
+        result.stdout.no_fnmatch_line(unmeasured)
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_compare_fail_round_trip_on_our_json(suite):
+    """pytest-benchmark's own compare works on what we save; its compare-fail raises and drops the closing line."""
+    storage = f"--benchmark-storage=file://{suite.path / 'store'}"
+    first = suite.runpytest_subprocess(*MODEL_ONLY, storage, "--benchmark-save=base", "--benchmark-save-data")
+    assert first.ret == pytest.ExitCode.OK
+    (stored,) = (suite.path / "store").glob("*/0001_base.json")
+    stored.write_text(json.dumps(baseline_from(json.loads(stored.read_text()), 1e-7)))
+
+    # Our gate in the same run, its baseline found by number as --benchmark-compare finds it.
+    result = suite.runpytest_subprocess(
+        *MODEL_ONLY, storage, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%", "--bench-regression=0001"
+    )
+    result.stdout.fnmatch_lines(["resnet-profile: regression gate vs *0001_base.json: *"])
+    result.stdout.fnmatch_lines(["FAILED test_latency.py::test_latency[[]resnet18-1x3x64x64-cpu-model[]]*"])  # ours
+    result.stdout.fnmatch_lines([  # compare's table, on our JSON
+        "test_latency[[]resnet18-1x3x64x64-cpu-model[]] (0001_base) *",
+        "test_latency[[]resnet18-1x3x64x64-cpu-model[]] (NOW) *",
+    ])
+    output = pytest.LineMatcher(result.outlines + result.errlines)
+    output.fnmatch_lines([
+        "Performance has regressed:",
+        "*test_latency[[]resnet18-1x3x64x64-cpu-model[]] (0001_base) - Field 'median' has failed PercentageRegressionCheck*",
+    ])
+    result.stdout.fnmatch_lines(["regression vs *0001_base.json (*): 1 regressed, *"])  # printed though compare-fail raised
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # an uncaught PerformanceRegression: exit status 1
+    output.no_fnmatch_line("*= 1 failed*")  # compare-fail drops pytest's closing line; our gates alone keep it
+
+
+MACHINE = {"cpu_brand": "Some Other CPU", "gpu": None, "torch": "0.0"}
+BENCH = [{"name": "test_latency[x]", "stats": {"median": 0.01, "data": [0.01] * 5}}]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("--bench-budgets=missing.toml",), "ERROR: missing.toml: budgets file not found"),
+        (("--bench-budgets=bad.toml",), "ERROR: bad.toml: invalid TOML: Expected '=' after a key*(at line 2, column 8)"),
+        (("--bench-budgets=unknown.toml",), "ERROR: unknown.toml: budget entry 1: unknown key 'colour': use device*"),
+        (("--bench-budgets=negative.toml",), "ERROR: negative.toml: budget entry 2: p99_ms must be a positive number, not -1"),
+        (("--bench-budgets=text.toml",), "ERROR: text.toml: budget entry 1: median_ms must be a number, not '5 ms'"),
+        (("--bench-budgets=statistic.toml",), "ERROR: statistic.toml: budget entry 1: unknown statistic 'p95_ms': *"),
+        (("--bench-regression=missing.json",), "ERROR: missing.json: baseline not found: neither a file nor a saved run*"),
+        (("--bench-regression=corrupt.json",), "ERROR: corrupt.json: not a pytest-benchmark JSON file: Expecting value*"),
+        (("--bench-regression=nodata.json",),
+         "ERROR: nodata.json: test_latency[[]x[]] has no per-round samples (stats.data): save the baseline with "
+         "--benchmark-save-data (or --benchmark-json)"),
+        (("--bench-regression=other.json",),
+         "ERROR: other.json: baseline is from another machine or torch (cpu_brand: baseline 'Some Other CPU', now *; "
+         "torch: baseline '0.0', now *): its timings don't compare; pass --bench-regression-force to compare anyway"),
+        (("--bench-regression-threshold=ten",), "*argument --bench-regression-threshold: threshold must be a percentage*"),
+    ],
+    ids=["missing-budgets", "bad-toml", "unknown-key", "negative", "non-numeric", "unknown-statistic", "missing-baseline",
+         "corrupt-baseline", "baseline-without-samples", "other-machine", "bad-threshold"],
+)
+def test_bad_input_is_one_line_and_a_usage_error(suite, args, line):
+    write(suite, "bad.toml", '[[budget]]\ndevice "cpu"\n')
+    write(suite, "unknown.toml", '[[budget]]\ndevice = "cpu"\ncolour = "red"\nmedian_ms = 1\n')
+    write(suite, "negative.toml", '[[budget]]\ndevice = "cpu"\nmedian_ms = 1\n[[budget]]\ndevice = "cpu"\np99_ms = -1\n')
+    write(suite, "text.toml", '[[budget]]\ndevice = "cpu"\nmedian_ms = "5 ms"\n')
+    write(suite, "statistic.toml", '[[budget]]\ndevice = "cpu"\np95_ms = 5\n')
+    write(suite, "corrupt.json", "")
+    write(suite, "nodata.json", json.dumps({"machine_info": MACHINE, "benchmarks": [{"name": "test_latency[x]", "stats": {}}]}))
+    write(suite, "other.json", json.dumps({"machine_info": MACHINE, "benchmarks": BENCH}))
+    # In process: these runs stop at configure time, before anything touches a device.
+    result = suite.runpytest_inprocess(*TINY, "--collect-only", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([line])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_force_compares_across_machines_with_a_warning(suite):
+    other = write(suite, "other.json", json.dumps({"machine_info": MACHINE, "benchmarks": BENCH}))
+    result = suite.runpytest_inprocess(*TINY, "--collect-only", f"--bench-regression={other}", "--bench-regression-force")
+    result.stdout.fnmatch_lines(["resnet-profile: WARNING: baseline from another machine, compared anyway: cpu_brand: *"])
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_help_lists_the_gate_options(suite):
+    result = suite.runpytest_inprocess("--help")
+    result.stdout.fnmatch_lines([
+        "*--bench-budgets=PATH*", "*--bench-regression=BASELINE*", "*--bench-regression-threshold=PCT*",
+        "*--bench-regression-alpha=ALPHA*", "*--bench-regression-force*",
+    ])
