@@ -41,6 +41,8 @@ def cpu_forward_budget(request, bench_group_key):
     g = bench_group_key
     if g.device != "cpu":
         pytest.skip(f"{g.device}: memray sees host memory only; the cuda peak is in test_memory's report")
+    if g.modes:
+        pytest.skip(f"{'-'.join(g.modes)}: the budgets are for fp32 contiguous eager forwards")
     budget = CPU_FORWARD_BUDGETS.get(f"{g.model}-{g.input.label}")
     if not budget:
         pytest.skip(f"no budget for {g.model}-{g.input.label} in CPU_FORWARD_BUDGETS (benchmarks/test_memory.py)")

@@ -156,3 +156,32 @@ def test_cuda_executors_time_the_whole_model(executor):
     result = GroupRunner(Plan(warmup=3, rounds=5)).run(group, [""])
     assert len(result.samples[""].device_s) == 5 and result.timer == "cuda_event"
     assert (result.compile_s is not None) == (executor == "compile")
+
+
+def test_report_compares_modes_per_module(tmp_path):
+    """The report's mode table: each module under each mode, speedup over fp32 contiguous eager from the medians."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from fixtures.report import load_run, mode_tables
+
+    data = json.loads((Path(__file__).parent / "data" / "small_run.json").read_text())
+    plain = [b for b in data["benchmarks"] if b["extra_info"]["model"] == "resnet18"]
+    for b in plain:
+        b["extra_info"].update(p50_ms=4.0, tflops_per_s=1.5, peak_pct=None, launch_bound=None)
+    fast = copy.deepcopy(plain)
+    for b in fast:
+        b["extra_info"].update(dtype="bf16", memory_format="channels_last", p50_ms=1.0, tflops_per_s=6.0, peak_pct=0.6)
+    data["benchmarks"] = plain + fast
+    path = tmp_path / "modes.json"
+    path.write_text(json.dumps(data))
+    text = mode_tables(load_run(path))
+    lines = [line for line in text.splitlines() if line.startswith("| (whole model)") or line.startswith("| layer3.1 ")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert cells == [
+        ["(whole model)", "bf16 channels_last", "1.000", "4.00", "6.00", "0.6", "-"],
+        ["(whole model)", "fp32 eager", "4.000", "1.00", "1.50", "-", "-"],
+        ["layer3.1", "bf16 channels_last", "1.000", "4.00", "6.00", "0.6", "-"],
+        ["layer3.1", "fp32 eager", "4.000", "1.00", "1.50", "-", "-"],
+    ]
