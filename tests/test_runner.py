@@ -78,3 +78,18 @@ def test_cuda_run_times_with_events():
     assert result.timer == "cuda_event"
     assert all(s > 0 for s in result.samples[""].device_s)
     assert len(result.samples["layer4"].device_s) == 5
+
+
+def test_summary_ratios_from_fake_clock_samples():
+    from fixtures.render import block_sum_ratio, hook_overhead, stage_sum_ratio, summary_table
+
+    result = run(ALL, rounds=3)
+    # Stages: six one-tick stages + four layers of 5 ticks = 26 ticks over a one-tick clean pass.
+    assert stage_sum_ratio(result) == 26.0
+    # Blocks: 8 one-tick blocks over the four 5-tick layers.
+    assert block_sum_ratio(result) == 8 / 20
+    # Instrumented pass: 37 ticks over the clean pass's one.
+    assert hook_overhead(result) == 37.0
+    row = summary_table([result]).splitlines()[-1].split()
+    assert row == ["resnet18-1x3x64x64-cpu", "fake", "1", "3", f"{TICK * 1e3:.3f}", "26.000", "0.400", "37.000", row[-1]]
+    assert stage_sum_ratio(run(["", "conv1"], rounds=1)) is None  # not every stage timed: no ratio
