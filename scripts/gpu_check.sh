@@ -33,7 +33,7 @@ if [ "$COMPILE" = 1 ]; then
   echo "== modes: resnet50, torch.compile (reduce-overhead: CUDA graphs) with BatchNorm folded, bf16/fp16 channels_last"
   "$PY" -m pytest "${common[@]}" --bench-models resnet50 --bench-inputs "$MODE_INPUTS" --bench-scopes model \
     --bench-dtypes bf16,fp16 --bench-formats channels_last --bench-executors compile \
-    --bench-compile-mode reduce-overhead --bench-fold-bn on \
+    --bench-compile-mode reduce-overhead --bench-fold-bn on --bench-cudnn-benchmark on \
     --benchmark-json "$OUT_DIR/compile.json" >"$OUT_DIR/compile.log" 2>&1 || { tail -40 "$OUT_DIR/compile.log"; exit 1; }
 fi
 
