@@ -1,0 +1,240 @@
+"""Each group stands alone: compile groups compile from a clean state, warm-up covers what an executor needs, nothing
+of a group outlives it, and a failed group (an out-of-memory error, a sticky CUDA error) fails only what it must."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+import torch
+from torch import nn
+
+import fixtures.runner as runner_module
+from fixtures.matrix import CaseSpec, GroupKey
+from fixtures.memory import not_measured
+from fixtures.modes import Executor, effective_warmup, min_warmup
+from fixtures.options import Settings
+from fixtures.runner import GroupRunner, Plan
+from fixtures.session import ProfileSession
+from fixtures.timers import FakeClock
+from fixtures.zoo import parse_input
+
+TINY = parse_input("1x3x64x64")
+
+
+class Tiny(nn.Module):
+    """A stand-in for a ResNet: one class, so one forward code object shared by every group, as ResNet.forward is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).relu().flatten(1)
+
+
+class CountingBackend:
+    """A torch.compile backend that counts compilations and calls of the compiled graph (and compiles nothing)."""
+
+    def __init__(self) -> None:
+        self.compiles = 0
+        self.calls = 0
+
+    def __call__(self, gm: torch.fx.GraphModule, example_inputs: list, **kwargs: object):
+        self.compiles += 1
+
+        def compiled(*args: object) -> object:
+            self.calls += 1
+            return gm.forward(*args)
+
+        return compiled
+
+
+def tiny_runner(backend=None, **plan) -> GroupRunner:
+    plan = {"warmup": 0, "rounds": 1, **plan}
+    if backend is not None:
+        plan["compile_backend"] = backend
+    return GroupRunner(Plan(**plan), clock_factory=lambda device: FakeClock(), model_factory=lambda name: Tiny())
+
+
+def test_every_compile_group_compiles_its_own_graph_past_the_recompile_limit():
+    """12 configurations of one forward code object: without a clean state dynamo stops compiling after 8 and
+    the rest run eager; a configuration seen before reuses the cache. Here each group compiles once, in its warm-up."""
+    assert torch._dynamo.config.recompile_limit == 8  # what the test reproduces
+    backend = CountingBackend()
+    wide = parse_input("1x3x72x72")
+    groups = [
+        GroupKey("resnet18", size, "cpu", dtype, memory_format, "compile")
+        for size in (TINY, wide)
+        for dtype in ("fp32", "bf16", "fp16")
+        for memory_format in ("contiguous", "channels_last")
+    ]
+    groups = groups[:9] + groups[:3]  # 9 configurations (one past the limit), then 3 seen before
+    assert len(groups) == 12
+    for number, group in enumerate(groups, 1):
+        result = tiny_runner(backend).run(group, [""])
+        assert backend.compiles == number, f"group {number} ({group.id}) was not compiled"
+        # The compiled graph, not eager, ran the timed pass; compile_s timed this group's compilation.
+        assert backend.calls == 3 * number  # 2 warm-up calls (the compiling one included) + 1 round
+        assert result.compile_s is not None and result.compile_s > 0
+        assert result.warmup == 2
+
+
+def test_a_compile_that_produces_no_graph_fails_the_group_instead_of_timing_eager():
+    # recompile_limit 0: dynamo refuses every frame and runs it eager, with a log line only.
+    with torch._dynamo.config.patch(recompile_limit=0), pytest.raises(RuntimeError, match="dynamo compiled no graph"):
+        tiny_runner(CountingBackend()).run(GroupKey("resnet18", TINY, "cpu", executor="compile"), [""])
+
+
+def test_warm_up_covers_what_each_executor_needs():
+    assert [min_warmup(e, m)[0] for e, m in [("eager", "default"), ("compile", "default"),
+                                             ("compile", "reduce-overhead"), ("compile", "max-autotune"),
+                                             ("cuda_graph", "default")]] == [0, 2, 3, 3, 3]
+    assert effective_warmup(25, "compile", "reduce-overhead") == 25 and effective_warmup(0, "eager") == 0
+    # --bench-warmup 0 under reduce-overhead: compile, record and replay before the first timed call (on a CPU the
+    # cudagraph trees are skipped, but the calls are made all the same).
+    backend = CountingBackend()
+    group = GroupKey("resnet18", TINY, "cpu", executor="compile")
+    result = tiny_runner(backend, compile_mode="reduce-overhead", rounds=2).run(group, [""])
+    assert (result.warmup, backend.calls) == (3, 3 + 2)
+    settings = Settings(("resnet18",), (TINY,), ("cpu",), ("model",), ("fp32",), ("contiguous",), ("compile",),
+                        "reduce-overhead", False, False, None, 0, 1, None, 0)
+    note = ProfileSession(settings).warmup_note(group)
+    assert note == "warm-up 3 (not 0: compile reduce-overhead needs 3 warm-up calls (compile and warm up, record the CUDA graph, replay))"
+
+
+def test_the_compiled_executor_holds_no_reference_cycle():
+    """`lambda: compiled(self.x)` was a cycle through the executor: the model stayed alive until a full collection."""
+    model, x = Tiny(), torch.randn(1, 3, 64, 64)
+    refs = weakref.ref(model), weakref.ref(x)
+    executor = Executor(model, x, "compile", backend=CountingBackend())
+    gc.disable()
+    try:
+        with torch.inference_mode():
+            executor.warm_up(0)
+        del model, x, executor
+        torch._dynamo.reset()  # dynamo's caches hold the frame's guards until reset (runner.release does it)
+        assert [ref() for ref in refs] == [None, None]
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("executor", ["eager", "compile"])  # the executors that run on a CPU (cuda_graph: below)
+def test_nothing_of_a_group_remains_after_it(monkeypatch, executor):
+    kept: list[weakref.ref] = []
+    real_prepare = runner_module.prepare
+
+    def prepare(*args, **kwargs):
+        model, x = real_prepare(*args, **kwargs)
+        kept.extend((weakref.ref(model), weakref.ref(x)))
+        return model, x
+
+    monkeypatch.setattr(runner_module, "prepare", prepare)
+    group = GroupKey("resnet18", TINY, "cpu", executor=executor)
+    if executor == "eager":  # the real model, with the instrumented pass's hooks on its stages and blocks
+        GroupRunner(Plan(warmup=0, rounds=1), clock_factory=lambda device: FakeClock()).run(group, ["", "conv1", "layer1.0"])
+    else:
+        tiny_runner(CountingBackend()).run(group, [""])
+    assert len(kept) == 2 and [ref() for ref in kept] == [None, None]  # no gc.collect() here: the runner did it
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("executor", ["eager", "cuda_graph", "compile"])
+def test_cuda_groups_leave_no_memory_behind(executor):
+    """After a group, allocated memory is back where it was (cuBLAS workspaces of side streams, graph pools, cudagraph
+    trees and cycles included)."""
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    group = GroupKey("resnet18", TINY, "cuda", "bf16", "channels_last", executor)
+    for _ in range(2):
+        GroupRunner(Plan(warmup=3, rounds=3)).run(group, [""])
+        assert torch.cuda.memory_allocated() == before
+        assert torch.cuda.memory_reserved() - torch.cuda.memory_allocated() < 2**20  # the cache was emptied
+
+
+# --- faults --------------------------------------------------------------------------------------------------------
+
+
+def settings(devices=("cpu", "cuda")) -> Settings:
+    return Settings(("resnet18",), (TINY,), devices, ("model",), ("fp32",), ("contiguous",), ("eager",), "default",
+                    False, False, None, 0, 1, None, 0)
+
+
+class FailingRunner:
+    """Fails CUDA groups with `error`, holding a large activation in a deeper frame, as an out-of-memory error does."""
+
+    runs: list[str] = []
+    activations: list[weakref.ref] = []
+
+    def __init__(self, plan: Plan, error: Exception) -> None:
+        self.error = error
+
+    def run(self, group: GroupKey, modules: list[str]):
+        FailingRunner.runs.append(group.id)
+        if group.device == "cpu":
+            return tiny_runner().run(group, modules)
+        return self._forward(torch.zeros(256, 1024))
+
+    def _forward(self, activation: torch.Tensor):
+        FailingRunner.activations.append(weakref.ref(activation))
+        raise self.error
+
+
+def session_with(error: Exception, context_error=lambda device: None) -> ProfileSession:
+    FailingRunner.runs, FailingRunner.activations = [], []
+    return ProfileSession(
+        settings(),
+        runner_factory=lambda plan: FailingRunner(plan, error),
+        forward_memory=lambda group, scopes, seed: not_measured("not probed in this test", []),
+        context_error=context_error,
+    )
+
+
+def test_a_failed_group_releases_its_frames_and_fails_with_one_line():
+    session = session_with(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore detail"))
+    case = CaseSpec(GroupKey("resnet18", TINY, "cuda"), "model")
+    with pytest.raises(pytest.fail.Exception) as failure:
+        session.measure(case)
+    assert str(failure.value) == (
+        "resnet18-1x3x64x64-cuda could not be measured: OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB"
+    )
+    assert failure.value.__context__ is None and not failure.value.pytrace  # nothing chained, no traceback shown
+    # The activation the failing frame held is gone while pytest still holds the failure (no collection needed).
+    assert FailingRunner.activations[0]() is None
+    # The group's other cases fail with the same line, without running it again; the CUDA context is fine: the next
+    # CUDA group runs.
+    with pytest.raises(pytest.fail.Exception, match="OutOfMemoryError"):
+        session.measure(CaseSpec(case.group, "stage", "conv1"))
+    with pytest.raises(pytest.fail.Exception):
+        session.measure(CaseSpec(GroupKey("resnet34", TINY, "cuda"), "model"))
+    assert FailingRunner.runs == ["resnet18-1x3x64x64-cuda", "resnet34-1x3x64x64-cuda"]
+    assert session.cuda_fault is None
+
+
+def test_a_sticky_cuda_error_fails_the_later_cuda_groups_at_once_and_spares_the_cpu_groups():
+    illegal = "AcceleratorError: CUDA error: an illegal memory access was encountered"
+    probed: list[str] = []
+
+    def context_error(device: str) -> str | None:
+        probed.append(device)
+        return illegal
+
+    session = session_with(RuntimeError("CUDA error: an illegal memory access was encountered"), context_error)
+    with pytest.raises(pytest.fail.Exception, match="RuntimeError: CUDA error: an illegal memory access"):
+        session.measure(CaseSpec(GroupKey("resnet18", TINY, "cuda"), "model"))
+    assert probed == ["cuda"] and session.cuda_fault == ("resnet18-1x3x64x64-cuda", illegal)
+    # A later CUDA group (any cuda device) fails at once with one line naming the first error; it never runs.
+    with pytest.raises(pytest.fail.Exception) as failure:
+        session.measure(CaseSpec(GroupKey("resnet34", TINY, "cuda:1"), "model"))
+    assert str(failure.value) == (
+        "resnet34-1x3x64x64-cuda:1 could not be measured: not run: CUDA is unusable in this process since "
+        f"resnet18-1x3x64x64-cuda failed ({illegal})"
+    )
+    # A CPU group still runs and is measured; its memory report is still made.
+    measurement = session.measure(CaseSpec(GroupKey("resnet18", TINY, "cpu"), "model"))
+    assert len(measurement.device_s) == 1 and measurement.memory is not None
+    assert FailingRunner.runs == ["resnet18-1x3x64x64-cuda", "resnet18-1x3x64x64-cpu"]
+    # The memory probe of a CUDA group is not attempted either.
+    report = session.memory(GroupKey("resnet50", TINY, "cuda"))
+    assert report.forward.whole.note.startswith("CUDA is unusable in this process since resnet18-1x3x64x64-cuda")
