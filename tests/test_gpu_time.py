@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.measurement import Measurement
@@ -23,8 +24,21 @@ GROUP = GroupKey("resnet18", TINY, "cpu")
 PARTS = ["conv1", "layer1", "layer1.0", "layer1.1"]
 
 
+class Skeleton(nn.Module):
+    """resnet18's conv1 and layer1 with its two blocks, by name and in forward order, at a fraction of the cost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, stride=8)
+        self.layer1 = nn.Sequential(nn.ReLU(), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer1(self.conv1(x)).flatten(1)
+
+
 def run(modules, clock, **plan):
-    runner = GroupRunner(Plan(**{"warmup": 0, **plan}), clock_factory=lambda device: clock)
+    runner = GroupRunner(Plan(**{"warmup": 0, **plan}), clock_factory=lambda device: clock,
+                         model_factory=lambda name: Skeleton())
     return runner.run(GROUP, modules)
 
 
@@ -121,7 +135,7 @@ def test_gpu_ms_and_launch_bound_reach_extra_info_and_the_summary(gated):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_gate_separates_gpu_time_from_launch_time():
     """On a GPU: many tiny kernels are launch-bound (latency well above GPU time); a big matmul is not."""
-    from fixtures.runner import Gate, _pass
+    from fixtures.runner import Gate, timed_pass
     from fixtures.timers import CudaEventClock
 
     clock = CudaEventClock("cuda")
@@ -135,11 +149,11 @@ def test_cuda_gate_separates_gpu_time_from_launch_time():
 
     for work, launch_bound in ((tiny_kernels, True), (lambda: big @ big, False)):
         for _ in range(3):  # warm up: the kernels load, the gate calibrates
-            _, begin, end = _pass(clock, work)
-            _pass(clock, work, gate.seconds(end.host - begin.host))
-        _, begin, end = _pass(clock, work)
+            _, begin, end = timed_pass(clock, work)
+            timed_pass(clock, work, gate.seconds(end.host - begin.host))
+        _, begin, end = timed_pass(clock, work)
         latency = clock.seconds(begin, end)
-        start, g_begin, g_end = _pass(clock, work, gate.seconds(end.host - begin.host))
+        start, g_begin, g_end = timed_pass(clock, work, gate.seconds(end.host - begin.host))
         assert gate.held(clock, start, g_begin, g_end)
         gpu = clock.seconds(g_begin, g_end)
         assert 0 < gpu <= latency * 1.05

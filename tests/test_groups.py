@@ -24,14 +24,16 @@ TINY = parse_input("1x3x64x64")
 
 
 class Tiny(nn.Module):
-    """A stand-in for a ResNet: one class, so one forward code object shared by every group, as ResNet.forward is."""
+    """A stand-in for a ResNet: one class, so one forward code object shared by every group, as ResNet.forward is;
+    resnet18's conv1 and layer1 (two blocks) by name, so the instrumented pass hooks them."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, stride=8)
+        self.conv1 = nn.Conv2d(3, 4, 3, stride=8)
+        self.layer1 = nn.Sequential(nn.ReLU(), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x).relu().flatten(1)
+        return self.layer1(self.conv1(x)).flatten(1)
 
 
 class CountingBackend:
@@ -101,7 +103,8 @@ def test_warm_up_covers_what_each_executor_needs():
     settings = Settings(("resnet18",), (TINY,), ("cpu",), ("model",), ("fp32",), ("contiguous",), ("compile",),
                         "reduce-overhead", False, False, None, 0, 1, None, 0)
     note = ProfileSession(settings).warmup_note(group)
-    assert note == "warm-up 3 (not 0: compile reduce-overhead needs 3 warm-up calls (compile and warm up, record the CUDA graph, replay))"
+    assert note == ("warm-up 3 (not 0: compile reduce-overhead needs 3 warm-up calls (compile and warm up, record the "
+                    "CUDA graph, replay))")
 
 
 def test_the_compiled_executor_holds_no_reference_cycle():
@@ -132,10 +135,8 @@ def test_nothing_of_a_group_remains_after_it(monkeypatch, executor):
 
     monkeypatch.setattr(runner_module, "prepare", prepare)
     group = GroupKey("resnet18", TINY, "cpu", executor=executor)
-    if executor == "eager":  # the real model, with the instrumented pass's hooks on its stages and blocks
-        GroupRunner(Plan(warmup=0, rounds=1), clock_factory=lambda device: FakeClock()).run(group, ["", "conv1", "layer1.0"])
-    else:
-        tiny_runner(CountingBackend()).run(group, [""])
+    # Under eager, the instrumented pass's hooks too (on a stage and a block).
+    tiny_runner(CountingBackend()).run(group, ["", "conv1", "layer1.0"] if executor == "eager" else [""])
     assert len(kept) == 2 and [ref() for ref in kept] == [None, None]  # no gc.collect() here: the runner did it
 
 
