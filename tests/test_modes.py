@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from fixtures.efficiency import peak_pct, peak_tflops, tflops_per_s
+from fixtures.efficiency import peak_lookup, peak_pct, peak_tflops, tflops_per_s
 from fixtures.flops import flops_by_module
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.measurement import Measurement
@@ -44,7 +44,17 @@ def test_peaks_come_from_the_table_or_the_override():
     assert peak_tflops("NVIDIA H200", "bf16", tf32=True) == 989.4
     assert peak_tflops("NVIDIA H200", "fp32", tf32=True) == 494.7
     assert peak_tflops("NVIDIA H200", "fp32", tf32=False) == 66.9
+    # The NVL part's dense peaks are lower, and the row that applied is recorded.
+    assert peak_lookup("NVIDIA H200 NVL", "fp32", tf32=True) == (417.5, "*H200 NVL* tf32")
+    assert peak_lookup("NVIDIA H200 NVL", "bf16", tf32=True) == (835.5, "*H200 NVL* bf16")
+    assert peak_lookup("NVIDIA H200 NVL", "fp32", tf32=False) == (60.0, "*H200 NVL* fp32")
+    assert peak_lookup("NVIDIA H200", "fp16", tf32=True) == (989.4, "*H200* fp16")
+    assert peak_lookup("NVIDIA H100 NVL", "bf16", tf32=True) == (835.5, "*H100 NVL* bf16")
+    assert peak_lookup("NVIDIA L40S", "bf16", tf32=True) == (362.05, "*L40S* bf16")
     assert peak_tflops("NVIDIA GeForce RTX 2080 Ti", "fp32", tf32=True) == 13.4  # Turing has no TF32
+    assert peak_tflops("NVIDIA GeForce RTX 2080 Ti", "fp16", tf32=True) == 53.8  # tensor cores, fp32 accumulation
+    assert peak_lookup("NVIDIA GeForce RTX 2080 Ti", "bf16", tf32=True) == (None, None)  # no bf16 rate
+    assert peak_lookup("AMD EPYC", "fp32", tf32=True, override=2.5) == (2.5, "--bench-peak-tflops")
     assert peak_tflops("AMD EPYC", "fp32", tf32=True) is None
     assert peak_tflops("AMD EPYC", "fp32", tf32=True, override=2.5) == 2.5
     assert tflops_per_s(2_000_000_000_000, 0.5) == 4.0
@@ -64,18 +74,27 @@ def test_combinations_that_cannot_run_say_why():
     assert not_in_situ(GroupKey("resnet18", TINY, "cuda"), "stage") is None
 
 
-def measurement(timer, device_s, host_s, flops=0, peak=None):
+def measurement(timer, device_s, host_s, flops=0, peak=None, gpu_s=()):
     spec = CaseSpec(GroupKey("resnet50", TINY, "cuda", "bf16", "channels_last"), "stage", "layer3")
-    return Measurement(spec, device_s, host_s, timer, 0, ModuleInfo((1,), (1,), 0), "NVIDIA H200", 8, flops, peak)
+    return Measurement(spec, device_s, host_s, timer, 0, ModuleInfo((1,), (1,), 0), "NVIDIA H200", 8, flops, peak,
+                       gpu_s=gpu_s)
 
 
-def test_host_and_device_split():
-    gpu_bound = measurement("cuda_event", (0.004, 0.004, 0.004), (0.001, 0.001, 0.002)).extra_info()
-    assert (gpu_bound["device_ms"], gpu_bound["host_ms"], gpu_bound["launch_bound"]) == (4.0, 1.0, False)
-    launch = measurement("cuda_event", (0.001, 0.001, 0.001), (0.003, 0.002, 0.003)).extra_info()
-    assert launch["launch_bound"] is True
-    # On a CPU both are the same clock: no verdict.
-    assert measurement("perf_counter", (0.001,), (0.001,)).extra_info()["launch_bound"] is None
+def test_launch_bound_is_latency_more_than_ten_percent_above_gpu_time():
+    # GPU-bound: 4 ms of latency, 3.7 ms of GPU time — within the 10 % margin; the host's 1 ms doesn't enter the verdict.
+    gpu_bound = measurement("cuda_event", (0.004,) * 3, (0.001, 0.001, 0.002), gpu_s=(0.0037,) * 3).extra_info()
+    assert (gpu_bound["device_ms"], gpu_bound["host_ms"]) == (4.0, 1.0)
+    assert gpu_bound["gpu_ms"] == pytest.approx(3.7) and gpu_bound["gpu_rounds"] == 3
+    assert gpu_bound["launch_bound"] is False
+    # Launch-bound: the GPU works 1 ms of a 3 ms latency, even though the host took less than the latency to issue it.
+    launch = measurement("cuda_event", (0.003,) * 3, (0.002,) * 3, gpu_s=(0.001,) * 3).extra_info()
+    assert launch["launch_bound"] is True and launch["gpu_ms"] == pytest.approx(1.0)
+    # The threshold itself: 9 % above GPU time is not launch-bound, 11 % is.
+    assert measurement("cuda_event", (0.00109,), (0.001,), gpu_s=(0.001,)).launch_bound is False
+    assert measurement("cuda_event", (0.00111,), (0.001,), gpu_s=(0.001,)).launch_bound is True
+    # No GPU time (a CPU, or no gated pass held): no verdict, and no gpu_ms.
+    cpu = measurement("perf_counter", (0.001,), (0.001,)).extra_info()
+    assert (cpu["gpu_ms"], cpu["gpu_rounds"], cpu["launch_bound"]) == (None, 0, None)
 
 
 def test_efficiency_in_extra_info():
