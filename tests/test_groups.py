@@ -143,15 +143,15 @@ def test_nothing_of_a_group_remains_after_it(monkeypatch, executor):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("executor", ["eager", "cuda_graph", "compile"])
 def test_cuda_groups_leave_no_memory_behind(executor):
-    """After a group, allocated memory is back where it was (cuBLAS workspaces of side streams, graph pools, cudagraph
-    trees and cycles included)."""
+    """After a group, allocated and reserved memory are no higher than before it (cuBLAS workspaces of side streams,
+    graph pools, cudagraph trees and cycles included): k graph groups used to leave 32 MiB each on Hopper."""
     torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
+    allocated, reserved = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
     group = GroupKey("resnet18", TINY, "cuda", "bf16", "channels_last", executor)
     for _ in range(2):
         GroupRunner(Plan(warmup=3, rounds=3)).run(group, [""])
-        assert torch.cuda.memory_allocated() == before
-        assert torch.cuda.memory_reserved() - torch.cuda.memory_allocated() < 2**20  # the cache was emptied
+        assert torch.cuda.memory_allocated() <= allocated
+        assert torch.cuda.memory_reserved() <= reserved + 2**20  # the cache was emptied
 
 
 # --- faults --------------------------------------------------------------------------------------------------------
