@@ -95,3 +95,22 @@ def test_a_missing_gpu_index_is_one_line_and_a_usage_error(project):
         f"(visible: {'none' if count == 0 else f'cuda:0 … cuda:{count - 1}'})"
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_gpu_by_index_reaches_ids_extra_info_and_machine_info(project, pytester, monkeypatch):
+    """On a GPU machine: the last visible GPU by index (in a subprocess: CUDA state is per process)."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    index = torch.cuda.device_count() - 1
+    result = pytester.runpytest_subprocess(
+        "benchmarks/test_latency.py", *TINY[2:], f"--bench-devices=cuda:{index}", "--bench-scopes=model",
+        "-k", f"cuda{index}", "--benchmark-json=out.json", "-p", "no:cacheprovider",
+    )
+    assert result.ret == pytest.ExitCode.OK, result.outlines[-20:]
+    data = json.loads((project.path / "out.json").read_text())
+    (bench,) = data["benchmarks"]
+    assert bench["name"] == f"test_latency[resnet18-1x3x64x64-cuda{index}-model]"
+    info = bench["extra_info"]
+    assert (info["device"], info["device_index"]) == (f"cuda:{index}", index)
+    assert info["device_name"] == torch.cuda.get_device_name(index) and info["timer"] == "cuda_event"
+    assert (data["machine_info"]["gpu_index"], data["machine_info"]["gpu"]) == (index, info["device_name"])
