@@ -3,8 +3,8 @@
 The convention: a fenced block whose info string is `sh runnable` holds commands, one a line (`\\` continues a line,
 `#` starts a comment), that a reader can paste. This test runs each such block's commands, in order, in one copy of
 the project per page — so a page can save a run and compare with it later — on tiny inputs: every model and input name
-in a command becomes resnet18 and 1x3x64x64 (a -k expression too), and pytest runs get the CPU, 3 rounds and 1 warm-up
-call. `make X` runs the recipe `make -n` prints; `pytest` and `python -m MODULE` run in-process (no CUDA is touched,
+in a command becomes resnet18 and 1x3x64x64 (a -k expression too), and pytest runs get the CPU, one thread, 3 rounds
+and 1 warm-up call. `make X` runs the recipe `make -n` prints; `pytest` and `python -m MODULE` run in-process (no CUDA is touched,
 and no second torch import is paid). A command that can't run here is listed in EXEMPT with the reason. Transcripts of a session (`$ command`
 and its output) go in `console` blocks and output in `text` blocks: those are not run.
 """
@@ -30,8 +30,10 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```([^`\n]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 MODELS = re.compile(r"\b(?:resnet\d+|resnext\d+_\w+|wide_resnet\d+_\d+)\b")
 INPUTS = re.compile(r"\b(?:cityscapes|pascal)\b")
+# One thread: tiny convolutions gain nothing from two, and on a busy machine OpenMP threads waiting on each other make a
+# run many times slower (the fixture restores the thread count afterwards).
 TINY = ("--bench-devices", "cpu", "--bench-models", "resnet18", "--bench-inputs", "1x3x64x64",
-        "--bench-rounds", "3", "--bench-warmup", "1")
+        "--bench-rounds", "3", "--bench-warmup", "1", "--bench-threads", "1")
 EXEMPT: dict[str, str] = {
     "make test": "runs this very suite, which would run itself again",
     "make bench": "the whole default matrix (minutes); its recipe runs here as `make bench NAME=base BENCH_ARGS=...`",
