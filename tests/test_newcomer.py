@@ -58,7 +58,8 @@ def test_a_saved_run_is_a_baseline_and_the_output_fits_a_terminal(project):
     first = project("benchmarks/", *TINY, "--benchmark-save=base", "-rs")
     assert first.ret == pytest.ExitCode.OK, first.outlines[-30:]
     saved = json.loads(next(project.path.glob(".benchmarks/*/0001_base.json")).read_text())
-    assert {len(b["stats"]["data"]) for b in saved["benchmarks"]} == {3}  # per-round samples, without --benchmark-save-data
+    # per-round samples, without --benchmark-save-data
+    assert {len(b["stats"]["data"]) for b in saved["benchmarks"]} == {3}
     header, *rows = table(first)
     assert header.split() == ["Name", "(time", "in", "ms)", "Median", "IQR", "Mean", "Rounds"]
     assert [row.split()[0] for row in rows][:4] == ["model", "stage-conv1", "stage-bn1", "stage-relu"]
@@ -72,13 +73,24 @@ def test_a_saved_run_is_a_baseline_and_the_output_fits_a_terminal(project):
     assert too_wide(first, project.path) == []
     first.stdout.fnmatch_lines(["benchmark: 5.* (defaults: timer=*", "    *warmup_iterations=*"])  # wrapped at 120
 
-    # The baseline serves the regression gate as saved; the user's own table layout wins; an opt-out saves stats only.
+    # The baseline serves the regression gate as saved; the user's own table layout wins; an opt-out saves stats only;
+    # a gate's verdict longer than 120 columns (an impossible budget in a long-named file) is cut there too.
+    budgets = project.path / "an-impossible-budget-with-a-name-long-enough-to-push-its-verdict-past-120-columns.toml"
+    budgets.write_text('[[budget]]\ndevice = "cpu"\nscope = "model"\nmedian_ms = 1e-9\n')
     second = project(
-        "benchmarks/test_latency.py", *TINY, "--bench-regression=0001", "--benchmark-autosave", "--bench-save-samples=off",
-        "--benchmark-columns=min,max", "--benchmark-sort=name", "--benchmark-time-unit=us",
+        "benchmarks/test_latency.py", *TINY, "--bench-regression=0001", "--benchmark-autosave",
+        "--bench-save-samples=off", "--benchmark-columns=min,max", "--benchmark-sort=name", "--benchmark-time-unit=us",
+        f"--bench-budgets={budgets.name}",
     )
-    assert second.ret == pytest.ExitCode.OK, second.outlines[-30:]
-    second.stdout.fnmatch_lines(["regression vs *0001_base.json (median +10% *", "* 0 not in baseline"])
+    assert second.ret == pytest.ExitCode.TESTS_FAILED, second.outlines[-30:]
+    second.stdout.fnmatch_lines([
+        "over budget: median_ms * ms > budget 1e-09 ms (+*%)",
+        "    [[]an-impossible-budget-*.toml entry 1 (device=cpu,",
+        "    scope=model)[]]",
+        "regression vs *0001_base.json (median +10% *",
+        "* 0 not in baseline",
+        "*= 1 failed, 18 passed in *",
+    ])
     header, *rows = table(second)
     assert header.split() == ["Name", "(time", "in", "us)", "Min", "Max"]
     assert [row.split()[0] for row in rows][:3] == ["block-layer1.0", "block-layer1.1", "block-layer2.0"]
