@@ -25,6 +25,17 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     return pytester
 
 
+def unwrapped(result: pytest.RunResult) -> pytest.LineMatcher:
+    """The output with the suite's wrapped lines (cut at 120 columns, continued with a 4-space indent) joined again."""
+    lines: list[str] = []
+    for line in result.outlines:
+        if lines and line.startswith("    ") and lines[-1].strip():
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return pytest.LineMatcher(lines)
+
+
 def write(pytester: pytest.Pytester, name: str, text: str) -> str:
     """A file in the project; its name as the subprocess (run in the project) sees it."""
     (pytester.path / name).write_text(text)
@@ -48,7 +59,7 @@ median_ms = 1e9
         *TINY, "--bench-scopes", "model,stage", "--bench-rounds", "3", f"--bench-budgets={budgets}",
         "--benchmark-json=out.json",
     )
-    result.stdout.fnmatch_lines([
+    unwrapped(result).fnmatch_lines([
         "resnet-profile: budgets from b.toml (2 entries)",
         "over budget: median_ms * ms > budget 1e-06 ms (+*%) [[]b.toml entry 1 (device=cpu, scope=model)[]]",
         "budgets b.toml: 4 within budget, 1 over budget, 6 ungated",
@@ -80,7 +91,7 @@ def test_regression_gate_flags_a_slowdown_and_passes_a_speedup(suite):
     slow = write(suite, "slow.json", json.dumps(baseline_from(saved, 1e3)))
 
     result = suite.runpytest_subprocess(*MODEL_ONLY, f"--bench-regression={fast}")
-    result.stdout.fnmatch_lines([
+    unwrapped(result).fnmatch_lines([
         "*resnet-profile: regression gate vs fast.json: median +10% and one-sided Mann-Whitney U p < 0.01",
         "regressed: median 0.000 ms (baseline) -> * ms (+*% > 10%), one-sided Mann-Whitney U p=0.00* < alpha 0.01 "
         "(5 vs 5 rounds) [[]baseline fast.json[]]",
@@ -95,7 +106,7 @@ def test_regression_gate_flags_a_slowdown_and_passes_a_speedup(suite):
     result = suite.runpytest_subprocess(
         *MODEL_ONLY, f"--bench-regression={slow}", f"--bench-budgets={budgets}", "--benchmark-json=again.json"
     )
-    result.stdout.fnmatch_lines([
+    unwrapped(result).fnmatch_lines([
         "budgets b.toml: 1 within budget, 0 over budget, 0 ungated",
         "regression vs slow.json (*): 0 regressed, *, 1 unchanged, 0 not in baseline",
         "*= 1 passed in *",
@@ -103,9 +114,9 @@ def test_regression_gate_flags_a_slowdown_and_passes_a_speedup(suite):
     (bench,) = json.loads((suite.path / "again.json").read_text())["benchmarks"]
     unmeasured = "  not measured, so not checked (1): resnet18-1x3x64x64-cpu-model (peak_mib)"
     if bench["extra_info"].get("peak_mib") is None:
-        result.stdout.fnmatch_lines([unmeasured])
+        unwrapped(result).fnmatch_lines([unmeasured])
     else:
-        result.stdout.no_fnmatch_line(unmeasured)
+        unwrapped(result).no_fnmatch_line(unmeasured)
     assert result.ret == pytest.ExitCode.OK
 
 
@@ -121,18 +132,19 @@ def test_compare_fail_round_trip_on_our_json(suite):
     result = suite.runpytest_subprocess(
         *MODEL_ONLY, storage, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%", "--bench-regression=0001"
     )
-    result.stdout.fnmatch_lines(["resnet-profile: regression gate vs *0001_base.json: *"])
+    unwrapped(result).fnmatch_lines(["resnet-profile: regression gate vs *0001_base.json: *"])
     result.stdout.fnmatch_lines(["FAILED test_latency.py::test_latency[[]resnet18-1x3x64x64-cpu-model[]]*"])  # ours
-    result.stdout.fnmatch_lines([  # compare's table, on our JSON
-        "test_latency[[]resnet18-1x3x64x64-cpu-model[]] (0001_base) *",
-        "test_latency[[]resnet18-1x3x64x64-cpu-model[]] (NOW) *",
+    result.stdout.fnmatch_lines([  # compare's table, on our JSON (rows named within their group's table)
+        "model (0001_base) *",
+        "model (NOW) *",
     ])
     output = pytest.LineMatcher(result.outlines + result.errlines)
     output.fnmatch_lines([
         "Performance has regressed:",
         "*test_latency[[]resnet18-1x3x64x64-cpu-model[]] (0001_base) - Field 'median' has failed PercentageRegressionCheck*",
     ])
-    result.stdout.fnmatch_lines(["regression vs *0001_base.json (*): 1 regressed, *"])  # printed though compare-fail raised
+    # printed though compare-fail raised
+    unwrapped(result).fnmatch_lines(["regression vs *0001_base.json (*): 1 regressed, *"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # an uncaught PerformanceRegression: exit status 1
     output.no_fnmatch_line("*= 1 failed*")  # compare-fail drops pytest's closing line; our gates alone keep it
 

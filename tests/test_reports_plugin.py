@@ -22,12 +22,14 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
 
 
 def test_help_lists_the_report_options(suite: pytest.Pytester) -> None:
-    result = suite.runpytest_subprocess("--help")
+    # In-process: it stops at configure (no CUDA state, no second torch import); importlib mode keeps the copied
+    # test_memory.py apart from tests/test_memory.py, which this process has imported under the same name.
+    result = suite.runpytest_inprocess("--help", "--import-mode=importlib")
     result.stdout.fnmatch_lines(["*--bench-report-dir=DIR*", "*--bench-structure-depth=DEPTH*"])
 
 
 def test_bad_depth_is_one_line(suite: pytest.Pytester) -> None:
-    result = suite.runpytest_subprocess("--bench-structure-depth", "deep")
+    result = suite.runpytest_inprocess("--bench-structure-depth", "deep", "--import-mode=importlib")
     result.stderr.fnmatch_lines(["*unknown structure depth 'deep': choose from stage, block, layer*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
@@ -39,7 +41,7 @@ def test_reports_and_json(suite: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines([
         "*test_memory.py::test_memory[[]resnet18-1x3x32x32-cpu[]] PASSED*",
         "*test_structure.py::test_structure[[]resnet18-1x3x32x32[]] PASSED*",
-        "SKIPPED*no budget for resnet18-1x3x32x32 in CPU_FORWARD_BUDGETS*",
+        "SKIPPED*no --bench-budgets file: the guard's limit is a peak_mib entry there*",
     ])
     assert result.ret == 0
     structure = (suite.path / "out/model_structures/resnet18_1x3x32x32.txt").read_text()
@@ -58,12 +60,37 @@ def test_reports_and_json(suite: pytest.Pytester) -> None:
 
 
 def test_budget_guards_the_cpu_forward(suite: pytest.Pytester) -> None:
-    """A budget below what one forward needs fails through pytest-memray's limit_memory; a generous one passes."""
-    source = (suite.path / "test_memory.py").read_text()
-    budgets = 'CPU_FORWARD_BUDGETS: dict[str, str] = {\n    "resnet18-1x3x32x32": "1 MB",\n    "resnet50-1x3x32x32": "1 GB",'
-    (suite.path / "test_memory.py").write_text(source.replace("CPU_FORWARD_BUDGETS: dict[str, str] = {", budgets, 1))
-    result = suite.runpytest_subprocess(
-        "--bench-models", "resnet18,resnet50", "--bench-inputs", "1x3x32x32", "--bench-devices", "cpu",
-        "-k", "memory_budget", "-p", "no:cacheprovider",
+    """The guard's limit is peak_mib of the budgets entry governing the group's whole-model case (most specific wins):
+    below what one forward needs it fails through pytest-memray's limit_memory; a generous one passes; an entry
+    without peak_mib, or none at all, skips saying so."""
+    (suite.path / "b.toml").write_text(
+        """
+[[budget]]
+device = "cpu"
+peak_mib = 1024.0
+
+[[budget]]
+device = "cpu"
+model = "resnet18"
+input = "1x3x32x32"
+scope = "model"
+peak_mib = 1.0
+
+[[budget]]
+device = "cpu"
+model = "resnet18"
+input = "1x3x48x48"
+scope = "model"
+median_ms = 1e9
+"""
     )
-    result.stdout.fnmatch_lines(["*Test was limited to 1.0MiB but allocated*", "*1 failed, 1 passed*"])
+    result = suite.runpytest_subprocess(
+        "--bench-models", "resnet18", "--bench-inputs", "1x3x32x32,1x3x40x40,1x3x48x48", "--bench-devices", "cpu",
+        "--bench-budgets", "b.toml", "-k", "memory_budget", "-p", "no:cacheprovider", "-rs",
+    )
+    result.stdout.fnmatch_lines([
+        "*_ test_memory_budget[[]resnet18-1x3x32x32-cpu[]] _*",
+        "*Test was limited to 1.0MiB but allocated*",
+        "SKIPPED * b.toml entry 3 governs resnet18-1x3x48x48-cpu-model and has no peak_mib",
+        "*1 failed, 1 passed, 1 skipped*",
+    ])
