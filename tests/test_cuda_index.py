@@ -124,7 +124,8 @@ def test_extra_info_carries_the_index():
 def test_machine_info_names_the_gpu_the_run_uses(monkeypatch):
     names = ["GPU zero", "GPU one", "GPU two"]
     monkeypatch.setattr(machine, "cuda_available", lambda: True)
-    monkeypatch.setattr(machine, "_driver_version", lambda: None)
+    monkeypatch.setattr(machine, "nvml_info", lambda index=0: {})
+    monkeypatch.setattr(machine, "_cuda_driver_api_version", lambda: None)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: names[index])

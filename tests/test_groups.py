@@ -229,7 +229,7 @@ def test_a_sticky_cuda_error_fails_the_later_cuda_groups_at_once_and_spares_the_
     with pytest.raises(pytest.fail.Exception) as failure:
         session.measure(CaseSpec(GroupKey("resnet34", TINY, "cuda:1"), "model"))
     assert str(failure.value) == (
-        "resnet34-1x3x64x64-cuda:1 could not be measured: not run: CUDA is unusable in this process since "
+        "resnet34-1x3x64x64-cuda1 could not be measured: not run: CUDA is unusable in this process since "
         f"resnet18-1x3x64x64-cuda failed ({illegal})"
     )
     # A CPU group still runs and is measured; its memory report is still made.
