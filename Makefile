@@ -15,9 +15,10 @@ $(VENV)/.installed: requirements.txt
 
 setup: $(VENV)/.installed
 
-# The main job: every model x input x device present x scope, saved under .benchmarks/ as NNNN_$(NAME).json.
+# The main job: every model x input x device present x scope, saved under .benchmarks/ as NNNN_$(NAME).json, with the
+# per-round samples (the regression gate and the report's history need them to judge a change).
 bench: setup
-	$(PY) -m pytest benchmarks/ --benchmark-save=$(NAME) $(BENCH_ARGS)
+	$(PY) -m pytest benchmarks/ --benchmark-save=$(NAME) --benchmark-save-data $(BENCH_ARGS)
 
 # The suite's own tests (tiny inputs; CUDA tests skip without a GPU).
 test: setup
