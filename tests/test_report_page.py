@@ -19,6 +19,7 @@ from fixtures.report.history import build_history
 from fixtures.report.load import load_run, load_storage
 from fixtures.report.model import FASTER, FIRST, NO_SAMPLES, SLOWER, UNCHANGED, Report
 from fixtures.report.page import render as render_page
+from fixtures.report.tables import machines_side_by_side
 
 ROOT = Path(__file__).parent.parent
 TEMPLATE = json.loads((Path(__file__).parent / "data" / "small_run.json").read_text())
@@ -161,6 +162,25 @@ def test_machines_side_by_side(rendered: Path) -> None:
     first_table = machines.split("</table>")[0]
     assert re.findall(r'<th class="group" colspan="3" scope="colgroup">(.*?)</th>', first_table) == [
         "AMD EPYC", "Intel(R) Xeon(R) Platinum 8480+"]
+
+
+def test_gpu_tables_are_named_by_gpu(tmp_path: Path) -> None:
+    """cuda cases of two GPU machines: a cuda table first, its column groups named by the GPUs; cpu rows by CPU brand."""
+    runs = []
+    for n, (gpu, cpu) in enumerate([("NVIDIA H200", "AMD EPYC 9454"), ("NVIDIA GeForce RTX 2080 Ti", "Intel Xeon")]):
+        data = _run(f"2026-11-0{n + 1}T10:00:00+00:00", "ab"[n], machine={"gpu": gpu, "cpu_brand": cpu})
+        cuda = copy.deepcopy([b for b in data["benchmarks"] if b["extra_info"]["scope"] == "model"])
+        for bench in cuda:
+            bench["extra_info"]["device"] = "cuda"
+        data["benchmarks"] += cuda
+        (tmp_path / f"{n}.json").write_text(json.dumps(data))
+        runs.append(load_run(tmp_path / f"{n}.json"))
+    section = machines_side_by_side(Report(tuple(runs), (runs[-1],)))
+    gpu_table, cpu_table = section.tables[0], section.tables[1]
+    assert gpu_table.title == "Inference Time · cuda" and cpu_table.title == "Inference Time · cpu"
+    assert gpu_table.column_groups == (("", 4), ("NVIDIA H200", 3), ("NVIDIA GeForce RTX 2080 Ti", 3))
+    assert cpu_table.column_groups == (("", 4), ("AMD EPYC 9454", 3), ("Intel Xeon", 3))
+    assert [row[2] for row in gpu_table.rows] == ["cuda"]
 
 
 def test_heatmap_cells_are_the_block_shares(tmp_path: Path) -> None:
