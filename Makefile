@@ -15,7 +15,8 @@ $(VENV)/.installed: requirements.txt
 
 setup: $(VENV)/.installed
 
-# The main job: every model x input x device present x scope, saved under .benchmarks/ as NNNN_$(NAME).json.
+# The main job: every model x input x device present x scope, saved under .benchmarks/ as NNNN_$(NAME).json (with
+# the per-round samples the regression gate and the report history need; --bench-save-samples off leaves them out).
 bench: setup
 	$(PY) -m pytest benchmarks/ --benchmark-save=$(NAME) $(BENCH_ARGS)
 
