@@ -123,7 +123,8 @@ def _cuda_trace(device_ranges: bool) -> dict:
         _x("kernel", "unlaunched", 1200, 99, tid=7),  # no correlation: joined to nothing
     ]
     if device_ranges:
-        events += [_x("gpu_user_annotation", "conv1", 1000, 50, tid=7), _x("gpu_user_annotation", "g forward", 1000, 200, tid=7)]
+        events += [_x("gpu_user_annotation", "conv1", 1000, 50, tid=7),
+                   _x("gpu_user_annotation", "g forward", 1000, 200, tid=7)]
     return {"traceEvents": events}
 
 
@@ -230,8 +231,11 @@ def test_a_failing_drill_down_keeps_the_timed_results(tmp_path):
 
     from fixtures.profiling import drill_down
 
+    stale = tmp_path / "g.pt.trace.json"
+    stale.write_text(json.dumps(CPU_TRACE))  # an earlier run's trace: never to be read back as this one's
     profile = drill_down(DrillDown(tmp_path), "g", "cpu", nn.Identity(), lambda: broken(), [])
     assert profile.error == "RuntimeError: profiler exploded" and profile.modules == {} and profile.wall_s > 0
+    assert profile.trace_path is None and not stale.exists()
 
 
 def test_the_drill_down_runs_once_after_the_timed_loop():
@@ -306,6 +310,18 @@ def test_where_the_time_goes_table_from_extra_info():
     assert table[3] == ("| conv1         | stage   | 125.000     | 100.000       | 0.800!              | "
                         "aten::mkldnn_convolution ×1 120.2 ms (95.5%) |")
     assert where_the_time_goes(benches[2:]) == ""
+
+
+def test_a_large_trace_is_gzipped_and_still_read(tmp_path, monkeypatch):
+    from fixtures import profiling
+
+    path = tmp_path / "g.pt.trace.json"
+    path.write_text(json.dumps(CPU_TRACE))
+    assert profiling._maybe_compress(path) == (path, path.stat().st_size)  # small: kept as it is
+    monkeypatch.setattr(profiling, "GZIP_ABOVE_BYTES", 10)
+    packed, size = profiling._maybe_compress(path)
+    assert packed == tmp_path / "g.pt.trace.json.gz" and size == packed.stat().st_size and not path.exists()
+    assert load_trace(packed) == CPU_TRACE
 
 
 def test_trace_dir_checks(tmp_path):
