@@ -247,12 +247,12 @@ def test_the_drill_down_runs_once_after_the_timed_loop():
         forward()  # the warm, timed model is handed over
         return GroupProfile(passes=plan.passes, clock="fake")
 
-    plan = Plan(warmup=1, rounds=3, drilldown=DrillDown(None, passes=2, nvtx=True))
+    plan = Plan(warmup=0, rounds=2, drilldown=DrillDown(None, passes=2, nvtx=True))
     result = GroupRunner(plan, clock_factory=lambda device: clock, drill_down=fake).run(GROUP, ALL)
-    # Once, after all 3 rounds x (2 clean + 38 instrumented) marks of the timed passes.
-    assert seen == [(3 * (2 + 38), plan.drilldown, GROUP.id, "cpu", ALL[1:])]
+    # Once, after all 2 rounds x (2 clean + 38 instrumented) marks of the timed passes.
+    assert seen == [(2 * (2 + 38), plan.drilldown, GROUP.id, "cpu", ALL[1:])]
     assert result.profile.clock == "fake"
-    assert GroupRunner(Plan(warmup=1, rounds=1), clock_factory=lambda d: FakeClock(), drill_down=fake).run(
+    assert GroupRunner(Plan(warmup=0, rounds=1), clock_factory=lambda d: FakeClock(), drill_down=fake).run(
         GROUP, [""]).profile is None and len(seen) == 1
 
 
