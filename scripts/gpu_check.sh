@@ -9,6 +9,7 @@
 # when it can't run here (no usable CUDA, no compiler for the compile part) or when no case of DEVICE was recorded.
 # Smoke test of the script itself on a CPU (about 1 min on a 2-core box):
 #   DEVICE=cpu MODELS=resnet18 INPUTS=1x3x64x64 MODE_INPUTS=1x3x64x64 COMPILE=0 scripts/gpu_check.sh
+# (TRACE=0 skips the traced resnet50 run at the end; it traces the first of MODE_INPUTS, or TRACE_INPUTS.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The project's venv when there is one (make setup), else python3; PYTHON overrides both.
@@ -81,4 +82,21 @@ if [ "$COMPILE" != 0 ]; then
 fi
 
 "$PY" scripts/gpu_check.py tables --device "$DEVICE" --logs "$OUT_DIR/*.log" "${runs[@]}"
+
+if [ "${TRACE:-1}" = 1 ] && [ "$COMPILE" != only ]; then
+  # The drill-down (docs/drilldown.md): resnet50 traced after its timed passes; the terminal summary's two-clock and
+  # slowest-modules tables, then every module's top kernels. Its own folder, so the *.json above stay as they are;
+  # the traces (open them in Perfetto) stay in $OUT_DIR/drilldown/traces.
+  echo "== drill-down: resnet50 traced with torch.profiler (kernels per module, the two clocks)"
+  nvtx=on; [[ "$DEVICE" == cuda* ]] || nvtx=off
+  drill="$OUT_DIR/drilldown"
+  mkdir -p "$drill"
+  began=$SECONDS
+  "$PY" -m pytest "${common[@]}" --bench-models resnet50 --bench-inputs "${TRACE_INPUTS:-${MODE_INPUTS%%,*}}" \
+    --bench-trace "$drill/traces" --bench-nvtx "$nvtx" --benchmark-json "$drill/resnet50.json" \
+    >"$drill/run.log" 2>&1 || { tail -40 "$drill/run.log"; exit 1; }
+  sed -n '/^drill-down:/,/^=====/p' "$drill/run.log"
+  "$PY" -m fixtures.drilldown "$drill/resnet50.json"
+  echo "gpu_check: drill-down took $((SECONDS - began)) s"
+fi
 echo "gpu_check: $((SECONDS - start)) s"
