@@ -309,3 +309,30 @@ def test_page_in_headless_chromium(rendered: Path, tmp_path: Path) -> None:
     shutil.copy(tmp_path / "report_page.png", ARTIFACTS / "report_page.png")
     assert problems == []
     assert requests == [page_file.as_uri()]  # everything inline: the page itself is the only request
+
+
+def test_where_the_time_goes_section_from_top_ops(tmp_path: Path) -> None:
+    """A run traced with --bench-trace: the report gains one row per traced stage or block, in forward order, with the
+    profiler/median ratio and the top operators, in markdown and on the page; an untraced run has no such section."""
+    run = copy.deepcopy(TEMPLATE)
+    run["benchmarks"] = copy.deepcopy(RESNET18)
+    ops = {"conv1": [{"name": "aten::mkldnn_convolution", "calls": 1, "ms": 1.5, "share": 0.75}],
+           "maxpool": [{"name": "aten::max_pool2d_with_indices", "calls": 1, "ms": 0.8, "share": 0.96}]}
+    for bench in run["benchmarks"]:
+        info = bench["extra_info"]
+        if info["module"] in ops:
+            info.update(top_ops=ops[info["module"]], device_ms=2.0, profiler_ms=2.1)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run))
+    assert main([str(path), "--out", str(tmp_path / "out"), "--no-plots"]) == 0
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    section = markdown.split("### Where the time goes")[1].split("\n### ")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")]
+    assert [r[:5] for r in rows[1:]] == [["conv1", "stage", "2.000", "2.100", "1.050!"],  # ! beyond ±5%
+                                         ["maxpool", "stage", "2.000", "2.100", "1.050!"]]
+    assert "aten::max_pool2d_with_indices" in rows[2][5]
+    assert "Where the time goes" in (tmp_path / "out" / "report.html").read_text()
+    untraced = tmp_path / "plain.json"
+    untraced.write_text(json.dumps({**run, "benchmarks": copy.deepcopy(RESNET18)}))
+    assert main([str(untraced), "--out", str(tmp_path / "plain"), "--no-plots"]) == 0
+    assert "Where the time goes" not in (tmp_path / "plain" / "report.md").read_text()
