@@ -73,19 +73,24 @@ def baseline_from(saved: dict, seconds: float) -> dict:
 
 
 def test_regression_gate_flags_a_slowdown_and_passes_a_speedup(suite):
-    first = suite.runpytest_subprocess(*MODEL_ONLY, "--benchmark-json=run.json")
+    stages = (*TINY, "--bench-scopes", "model,stage", "--bench-rounds", "5")
+    first = suite.runpytest_subprocess(*stages, "--benchmark-json=run.json")
     assert first.ret == pytest.ExitCode.OK
     saved = json.loads((suite.path / "run.json").read_text())
     fast = write(suite, "fast.json", json.dumps(baseline_from(json.loads(json.dumps(saved)), 1e-7)))
     slow = write(suite, "slow.json", json.dumps(baseline_from(saved, 1e3)))
 
-    result = suite.runpytest_subprocess(*MODEL_ONLY, f"--bench-regression={fast}")
+    # 11 cases, each p = 1/252 = 0.004: over 0.01/11 alone, under it once the group's other cases are in (they were
+    # measured together), so all 11 are flagged; judged one by one without them, only the last 7 would be.
+    result = suite.runpytest_subprocess(*stages, f"--bench-regression={fast}")
     result.stdout.fnmatch_lines([
-        "*resnet-profile: regression gate vs fast.json: median +10% and one-sided Mann-Whitney U p < 0.01",
-        "regressed: median 0.000 ms (baseline) -> * ms (+*% > 10%), one-sided Mann-Whitney U p=0.00* < alpha 0.01 "
-        "(5 vs 5 rounds) [[]baseline fast.json[]]",
-        "regression vs fast.json (*): 1 regressed, 0 slower but not significant, 0 unchanged, 0 not in baseline",
-        "*= 1 failed in *",
+        "*resnet-profile: regression gate vs fast.json: median +10% and one-sided Mann-Whitney U, false-discovery rate "
+        "0.01 across cases (Benjamini-Hochberg)",
+        "regressed: median 0.000 ms (baseline) -> * ms (+*% > 10%), one-sided Mann-Whitney U p=0.004 (exact) < 0.01 "
+        "(Benjamini-Hochberg: alpha 0.01 x 11/11 cases) (5 vs 5 rounds) [[]baseline fast.json[]]",
+        "regression vs fast.json (median +10% and one-sided Mann-Whitney U, Benjamini-Hochberg at 0.01 over 11 cases; "
+        "p-values: 11 exact, 0 normal): 11 regressed, 0 slower but not significant, 0 unchanged, 0 not in baseline",
+        "*= 11 failed in *",
     ])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
@@ -97,7 +102,7 @@ def test_regression_gate_flags_a_slowdown_and_passes_a_speedup(suite):
     )
     result.stdout.fnmatch_lines([
         "budgets b.toml: 1 within budget, 0 over budget, 0 ungated",
-        "regression vs slow.json (*): 0 regressed, *, 1 unchanged, 0 not in baseline",
+        "regression vs slow.json (*): 0 regressed, 0 slower but not significant, 1 unchanged, 0 not in baseline",
         "*= 1 passed in *",
     ])
     (bench,) = json.loads((suite.path / "again.json").read_text())["benchmarks"]
@@ -137,8 +142,9 @@ def test_compare_fail_round_trip_on_our_json(suite):
     output.no_fnmatch_line("*= 1 failed*")  # compare-fail drops pytest's closing line; our gates alone keep it
 
 
-MACHINE = {"cpu_brand": "Some Other CPU", "gpu": None, "torch": "0.0"}
-BENCH = [{"name": "test_latency[x]", "stats": {"median": 0.01, "data": [0.01] * 5}}]
+MACHINE = {"cpu_brand": "Some Other CPU", "gpu": None, "torch": "0.0", "cpu_threads": 1}
+BENCH = [{"name": f"test_latency[resnet18-1x3x64x64-cpu-{case}]", "stats": {"median": 0.01, "data": [0.01] * 5}}
+         for case in ("model", "stage-conv1", "x")]
 
 
 @pytest.mark.parametrize(
@@ -156,8 +162,9 @@ BENCH = [{"name": "test_latency[x]", "stats": {"median": 0.01, "data": [0.01] * 
          "ERROR: nodata.json: test_latency[[]x[]] has no per-round samples (stats.data): save the baseline with "
          "--benchmark-save-data (or --benchmark-json)"),
         (("--bench-regression=other.json",),
-         "ERROR: other.json: baseline is from another machine or torch (cpu_brand: baseline 'Some Other CPU', now *; "
-         "torch: baseline '0.0', now *): its timings don't compare; pass --bench-regression-force to compare anyway"),
+         "ERROR: other.json: baseline is from another machine, torch or thread count (cpu_brand: baseline "
+         "'Some Other CPU', now *; torch: baseline '0.0', now *; cpu_threads: baseline 1, now *): its timings don't "
+         "compare; pass --bench-regression-force to compare anyway"),
         (("--bench-regression-threshold=ten",), "*argument --bench-regression-threshold: threshold must be a percentage*"),
     ],
     ids=["missing-budgets", "bad-toml", "unknown-key", "negative", "non-numeric", "unknown-statistic", "missing-baseline",
@@ -179,10 +186,21 @@ def test_bad_input_is_one_line_and_a_usage_error(suite, args, line):
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-def test_force_compares_across_machines_with_a_warning(suite):
+def test_force_compares_across_machines_with_a_warning_and_the_options_reach_the_gate(suite):
     other = write(suite, "other.json", json.dumps({"machine_info": MACHINE, "benchmarks": BENCH}))
-    result = suite.runpytest_inprocess(*TINY, "--collect-only", f"--bench-regression={other}", "--bench-regression-force")
-    result.stdout.fnmatch_lines(["resnet-profile: WARNING: baseline from another machine, compared anyway: cpu_brand: *"])
+    result = suite.runpytest_inprocess(
+        *TINY, "--collect-only", f"--bench-regression={other}", "--bench-regression-force",
+        "--bench-regression-threshold=25%", "--bench-regression-alpha=0.05",
+    )
+    result.stdout.fnmatch_lines([
+        "resnet-profile: regression gate vs other.json: median +25% and one-sided Mann-Whitney U, false-discovery rate "
+        "0.05 across cases (Benjamini-Hochberg)",
+        "resnet-profile: WARNING: baseline from another machine, compared anyway: cpu_brand: *",
+        # Two of the collected cases are in the baseline: they share the false-discovery rate.
+        "regression vs other.json (median +25% and one-sided Mann-Whitney U, Benjamini-Hochberg at 0.05 over 2 cases; "
+        "p-values: 0 exact, 0 normal): 0 regressed, 0 slower but not significant, 0 unchanged, 0 not in baseline",
+        "  WARNING: compared across machines (--bench-regression-force): cpu_brand: *",
+    ])
     assert result.ret == pytest.ExitCode.OK
 
 
