@@ -9,7 +9,7 @@ import pytest
 from fixtures.budgets import parse_budgets
 from fixtures.gates import Gates, build_gates
 from fixtures.matrix import CaseSpec, GroupKey
-from fixtures.measurement import Measurement, record
+from fixtures.measurement import Measurement
 from fixtures.options import Settings
 from fixtures.regression import Baseline, BaselineError, RegressionPolicy, compare
 from fixtures.render import gate_header, gate_summary
@@ -63,7 +63,10 @@ def test_the_gate_compares_device_seconds_never_host_seconds():
     assert result.current_median_s == 0.0102 and result.p_value == pytest.approx(148 / 252)
     # Device time 2x, host time as the baseline's: a regression.
     (line,) = gates.check(name(CONV1), measured(CONV1, slower(2), host_s=BASE))
-    assert line.startswith("regressed: median 10.200 ms (baseline) -> 20.400 ms (+100.0% > 10%)")
+    assert line == (
+        "regressed: median 10.200 ms (baseline) -> 20.400 ms (+100.0% > 10%), one-sided Mann-Whitney U p=0.004 (exact) "
+        "< 0.005 (Benjamini-Hochberg: alpha 0.01 x 1/2 cases) (5 vs 5 rounds) [baseline base.json]"
+    )
 
 
 def test_budgets_read_device_seconds_never_host_seconds():
@@ -157,6 +160,21 @@ def test_build_gates_takes_threshold_and_alpha_from_the_settings(tmp_path):
     ]
 
 
+def test_build_gates_loads_the_budgets_and_finds_a_baseline_in_the_storage(tmp_path):
+    budgets = tmp_path / "b.toml"
+    budgets.write_text('[[budget]]\ndevice = "cpu"\nmedian_ms = 1\n')
+    path = saved_run(tmp_path)
+    gates = build_gates(settings(budgets=str(budgets), regression="0001"), MACHINE, lambda value: [path])
+    assert gates.budgets.source == str(budgets) and gates.baseline.source == path
+    assert build_gates(settings(), MACHINE) == Gates()
+
+
+def test_every_machine_difference_is_named(tmp_path):
+    path = saved_run(tmp_path, {**MACHINE, "cpu_threads": 1, "torch": "2.11.0"})
+    with pytest.raises(BaselineError, match=r"\(torch: baseline '2\.11\.0', now '2\.14\.1'; cpu_threads: baseline 1, now 2\)"):
+        build_gates(settings(regression=path), MACHINE)
+
+
 def test_another_thread_count_is_refused_unless_forced(tmp_path):
     path = saved_run(tmp_path, {**MACHINE, "cpu_threads": 1})
     with pytest.raises(BaselineError) as error:
@@ -214,34 +232,3 @@ def test_budget_summary_lines():
         f"  not measured, so not checked (1): {MODEL.id} (peak_mib)",
     ]
 
-
-class FakeBenchmark:
-    """The parts of pytest-benchmark's fixture `record` uses (tests/test_measurement.py pins the real one)."""
-
-    def __init__(self, disabled: bool = False) -> None:
-        self.group = None
-        self.extra_info: dict = {}
-        self.disabled = disabled
-        self.rounds: list[float] = []
-        self.iterations: int | None = None
-        self.options: dict = {}
-
-    def _make_stats(self, iterations: int):
-        self.iterations = iterations
-        return self
-
-    def update(self, seconds: float) -> None:
-        self.rounds.append(seconds)
-
-
-def test_record_hands_over_device_seconds_never_host_seconds():
-    benchmark = FakeBenchmark()
-    record(benchmark, measured(CONV1, BASE))  # host seconds are 3x
-    assert benchmark.rounds == list(BASE) and benchmark.iterations == 1
-    assert benchmark.group == GROUP.id and benchmark._mode == "resnet-profile"
-    assert benchmark.options == {"timer": "fake", "warmup": 1}
-    assert benchmark.extra_info["device_ms"] == pytest.approx(10.2)
-    assert benchmark.extra_info["host_ms"] == pytest.approx(30.6)
-    disabled = FakeBenchmark(disabled=True)
-    record(disabled, measured(CONV1, BASE))
-    assert disabled.rounds == [] and disabled.extra_info["module"] == "conv1"

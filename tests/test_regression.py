@@ -106,7 +106,7 @@ def test_exact_p_values_match_independent_computations():
         baseline, current = rng.random(n), rng.random(m) + 0.2
         assert exact_p_value(baseline, current) == pytest.approx(
             mannwhitneyu(current, baseline, alternative="greater", method="exact").pvalue, rel=1e-9)
-    for n, m in [(6, 5), (5, 6), (4, 4), (7, 2)]:  # ties: every split enumerated, and scipy's permutation test
+    for n, m in [(6, 5), (5, 6), (4, 4), (7, 2), (2, 7), (3, 5)]:  # ties: every split, and scipy's permutation test
         baseline, current = rng.integers(0, 4, n) * 1e-3, rng.integers(1, 5, m) * 1e-3
         p = exact_p_value(baseline, current)
         assert p == pytest.approx(brute_force_p(baseline, current), rel=1e-12)
@@ -123,6 +123,12 @@ def test_the_method_is_exact_up_to_the_pair_limit_then_the_normal_approximation(
     assert method == "normal"
     assert p == pytest.approx(mannwhitneyu(current, baseline, alternative="greater", method="asymptotic").pvalue)
     assert u_test([0.01] * 50, [0.01] * 50) == (1.0, "exact")  # nothing to rank: one arrangement
+    # 5 x 400 pairs: the normal approximation too (scipy's "auto" would count it exactly, one side being under 9).
+    few, many = list(rng.random(5) + 0.3), list(rng.random(400))
+    p, method = u_test(many, few)
+    assert method == "normal"
+    assert p == pytest.approx(mannwhitneyu(few, many, alternative="greater", method="asymptotic").pvalue, rel=1e-12)
+    assert p != pytest.approx(mannwhitneyu(few, many, alternative="greater", method="exact").pvalue, rel=1e-3)
 
 
 def test_normal_approximation_with_ties_by_hand():
@@ -171,10 +177,13 @@ def test_benjamini_hochberg_level():
     assert bh_level([], 10, 0.05) == pytest.approx(0.005)  # no discovery: the first level
     assert bh_level([0.001, 0.002], 1, 0.05) == pytest.approx(0.05)  # more p-values than cases: m grows to 2
     assert bh_level([0.0125], 4, 0.05) == pytest.approx(0.0125)  # p must be under the level, not at it
+    assert bh_level([0.001, 0.025], 4, 0.05) == 0.0125  # 0.025 is at 0.05*2/4, not under it
+    assert bh_level([0.01], 0, 0.05) == 0.05 and bh_level([], 0, 0.05) == 0.05  # no case known: m is at least 1
 
 
 def test_identical_constant_rounds_are_no_evidence():
-    assert compare("t", [0.01] * 5, [0.01] * 5, POLICY).p_value == 1.0
+    result = compare("t", [0.01] * 5, [0.01] * 5, POLICY)
+    assert result.p_value == 1.0 and result.source == ""
 
 
 def test_flag_line_names_medians_change_method_and_p_value():
@@ -202,6 +211,8 @@ def saved(**stats_extra) -> dict:
 def test_baseline_samples_by_test_name():
     baseline = parse_baseline(json.dumps(saved(data=[0.01, 0.02])), "b.json")
     assert baseline.samples == {"test_latency[x]": (0.01, 0.02)}
+    assert baseline.machine_info["cpu_threads"] == 1 and baseline.source == "b.json"
+    assert parse_baseline(json.dumps({**saved(data=[1]), "machine_info": [1]}), "b.json").machine_info == {}
 
 
 @pytest.mark.parametrize(
@@ -214,8 +225,15 @@ def test_baseline_samples_by_test_name():
         ("[]", "b.json: not a pytest-benchmark JSON file: no 'benchmarks' list"),
         (json.dumps({"benchmarks": []}), "b.json: the baseline holds no benchmarks"),
         (json.dumps(saved(data=["x"])), "b.json: test_latency[x] has malformed stats.data: expected a list of seconds"),
+        (json.dumps(saved(data=[])), "b.json: test_latency[x] has malformed stats.data: expected a list of seconds"),
+        (json.dumps(saved(data=0.01)), "b.json: test_latency[x] has malformed stats.data: expected a list of seconds"),
+        (json.dumps(saved(data=[True])), "b.json: test_latency[x] has malformed stats.data: expected a list of seconds"),
+        (json.dumps({"benchmarks": [{"name": "a", "stats": {"data": [1]}}, 5]}), "b.json: benchmark 2 has no name or no stats"),
+        (json.dumps({"benchmarks": [{"name": "a"}]}), "b.json: benchmark 1 has no name or no stats"),
+        (json.dumps({"benchmarks": [{"stats": {"data": [1]}}]}), "b.json: benchmark 1 has no name or no stats"),
     ],
-    ids=["no-data", "corrupt", "not-benchmark-json", "empty", "bad-data"],
+    ids=["no-data", "corrupt", "not-benchmark-json", "empty", "bad-data", "no-rounds", "not-a-list", "booleans",
+         "not-a-table", "no-stats", "no-name"],
 )
 def test_bad_baselines_give_one_line(text, message):
     with pytest.raises(BaselineError) as error:
@@ -226,6 +244,13 @@ def test_bad_baselines_give_one_line(text, message):
 def test_missing_baseline(tmp_path):
     with pytest.raises(BaselineError, match=r"nope\.json: baseline file not found$"):
         load_baseline(tmp_path / "nope.json")
+    with pytest.raises(BaselineError, match=r"^.*: can't read baseline: \[Errno 21\] Is a directory"):
+        load_baseline(tmp_path)
+    with pytest.raises(BaselineError, match=r"^0042: baseline not found"):
+        resolve_baseline("0042", None)
+    file = tmp_path / "b.json"
+    file.write_text(json.dumps(saved(data=[0.01])))
+    assert load_baseline(file).source == str(file)
     with pytest.raises(BaselineError, match=r"^0042: baseline not found: neither a file nor a saved run"):
         resolve_baseline("0042", lambda value: [])
 
@@ -234,8 +259,10 @@ def test_baseline_from_a_file_or_the_storage(tmp_path):
     file = tmp_path / "b.json"
     file.write_text("{}")
     assert resolve_baseline(str(file), None) == file
-    newest = [Path("x/0001_a.json"), Path("x/0002_b.json")]
-    assert resolve_baseline("000", lambda value: newest) == Path("x/0002_b.json")
+    newest = [Path("x/0001_a.json"), Path("x/0002_b.json"), Path("x/0003_c.json")]
+    asked = []
+    assert resolve_baseline("000", lambda value: asked.append(value) or newest) == Path("x/0003_c.json")
+    assert asked == ["000"]
 
 
 def test_machine_differences():

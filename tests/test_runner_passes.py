@@ -7,6 +7,7 @@ forward pre-hook logs each call of the timed model, so the runner's sequence of 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from fixtures.matrix import GroupKey
 from fixtures.runner import GroupResult, GroupRunner, Plan
@@ -74,3 +75,29 @@ def test_host_and_device_seconds_are_kept_apart(logged):
     assert result.samples["conv1"].host_s == [3 * TICK, 3 * TICK]
     # Begin, conv1 pre and post, layer1.0 pre and post, end: 5 device ticks.
     assert result.instrumented_s == [5 * TICK, 5 * TICK]
+
+
+def test_the_plan_reaches_the_run():
+    """min_rounds 0 still takes one round; BN folding replaces bn1 before anything runs; the clock is the group's."""
+    log: list[str] = []
+    devices: list[str] = []
+
+    def model_factory(name: str):
+        model = build_model(name)
+        model.bn1.register_forward_pre_hook(lambda _module, _args: log.append("bn1"))
+        return model
+
+    runner = GroupRunner(Plan(warmup=0, min_rounds=0, max_time=1e-9, fold_bn=True),
+                         clock_factory=lambda device: devices.append(device) or LoggingClock(log),
+                         model_factory=model_factory)
+    result = runner.run(GROUP, ["", "bn1"])  # bn1 times the Identity left in its place
+    assert result.rounds == 1 and devices == ["cpu"]
+    assert "bn1" not in log  # folded: the hooked BatchNorm was replaced before the first call
+    assert result.samples["bn1"].device_s == [TICK]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
+def test_missing_cuda_is_one_exact_line():
+    with pytest.raises(RuntimeError) as error:
+        GroupRunner(Plan(warmup=0, rounds=1)).run(GroupKey("resnet18", parse_input("1x3x64x64"), "cuda"), [""])
+    assert str(error.value) == "CUDA is not available on this machine"
