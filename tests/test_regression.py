@@ -112,6 +112,9 @@ def test_exact_p_values_match_independent_computations():
         assert p == pytest.approx(brute_force_p(baseline, current), rel=1e-12)
         assert p == pytest.approx(mannwhitneyu(current, baseline, alternative="greater",
                                                method=PermutationMethod(n_resamples=10**6)).pvalue, rel=1e-9)
+    # The longer side current, ties making odd doubled rank sums: 34 of the C(9, 3) = 84 splits.
+    assert exact_p_value([0.0, 0.0, 3.0], [0.0, 2.0, 0.0, 1.0, 1.0, 1.0]) == pytest.approx(34 / 84, rel=1e-12)
+    assert brute_force_p([0.0, 0.0, 3.0], [0.0, 2.0, 0.0, 1.0, 1.0, 1.0]) == pytest.approx(34 / 84, rel=1e-12)
 
 
 def test_the_method_is_exact_up_to_the_pair_limit_then_the_normal_approximation():
@@ -248,6 +251,12 @@ def test_missing_baseline(tmp_path):
         load_baseline(tmp_path)
     with pytest.raises(BaselineError, match=r"^0042: baseline not found"):
         resolve_baseline("0042", None)
+
+    def rejects(value):
+        raise ValueError("not a glob the storage understands")
+
+    with pytest.raises(BaselineError, match=r"^\[x: baseline not found: neither a file nor a saved run"):
+        resolve_baseline("[x", rejects)
     file = tmp_path / "b.json"
     file.write_text(json.dumps(saved(data=[0.01])))
     assert load_baseline(file).source == str(file)
