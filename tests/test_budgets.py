@@ -32,8 +32,15 @@ def test_facts_read_the_extra_info_contract():
              "device_name": "AMD EPYC", "scope": "block", "module": "layer3.1", "p50_ms": 1.5, "p90_ms": 2.0,
              "p99_ms": 3.0}
     facts = facts_from("id", extra, mean_s=0.0016)
-    assert facts.inputs == ("pascal", "1x3x500x334")
-    assert facts.values == {"median_ms": 1.5, "mean_ms": 1.6, "p90_ms": 2.0, "p99_ms": 3.0, "peak_mib": None}
+    assert facts == CaseFacts(
+        case_id="id", device="cpu", device_name="AMD EPYC", model="resnet18", inputs=("pascal", "1x3x500x334"),
+        scope="block", module="layer3.1",
+        values={"median_ms": 1.5, "mean_ms": 1.6, "p90_ms": 2.0, "p99_ms": 3.0, "peak_mib": None},
+    )
+    bare = facts_from("id", {**extra, "device_name": None, "module": "", "input_shape": []}, 0.0016)
+    assert (bare.device_name, bare.module, bare.inputs) == ("", "", ("pascal",))
+    del extra["module"], extra["device_name"], extra["input_shape"]
+    assert facts_from("id", extra, 0.0016) == bare
     assert facts_from("id", {**extra, "peak_mib": 300}, 0.0016).values["peak_mib"] == 300.0
 
 
@@ -97,6 +104,59 @@ median_ms = 3
     assert book('[[budget]]\ndevice = "*h200*"\nmedian_ms = 1').governing(h200) is not None  # device: any case
 
 
+def test_a_device_kind_counts_as_a_pattern_not_an_exact_field():
+    b = book("""
+[[budget]]
+device = "AMD*"
+model = "resnet50"
+median_ms = 1
+
+[[budget]]
+device = "cpu"
+model = "resnet5?"
+median_ms = 2
+
+[[budget]]
+device = "CUDA"
+model = "resnet5?"
+median_ms = 3
+""")
+    # Entry 1: two fields, one exact (model); entry 2: two fields, none exact ("cpu" is a family). Entry 1 wins; were
+    # "cpu" exact, the tie would go to the later entry 2.
+    assert [x.specificity for x in b.budgets] == [(2, 1, 1), (2, 0, 2), (2, 0, 3)]
+    assert b.governing(case()).index == 1
+    gpu = case(device="cuda", device_name="NVIDIA H200")
+    assert b.governing(gpu).index == 3  # "CUDA": device kinds ignore case
+
+
+def test_more_fields_beat_more_exact_fields():
+    b = book("""
+[[budget]]
+device = "cpu"
+model = "resnet*"
+scope = "b*"
+median_ms = 1
+
+[[budget]]
+device = "AMD EPYC"
+model = "resnet50"
+median_ms = 2
+""")
+    # Rule 1 before rule 2: three fields (none exact) beat two exact ones.
+    assert b.governing(case(scope="block", module="layer1.0")).index == 1
+    assert b.governing(case()).index == 2  # scope "model" doesn't match b*
+
+
+def test_device_name_glob_and_unmatched_fields():
+    b = book('[[budget]]\ndevice = "*epyc*"\nmodel = "resnet50"\ninput = "pascal"\nscope = "block"\nmodule = "layer1.?"\n'
+             'median_ms = 1')
+    assert b.governing(case("block", "layer1.0")) is not None
+    for other in (case("block", "layer2.0"), case("stage", "layer1"), case("block", "layer1.0", model="resnet18"),
+                  case("block", "layer1.0", device_name="Intel Xeon")):
+        assert b.governing(other) is None, other.case_id
+    assert book('[[budget]]\ndevice = "cpu"\ninput = "cityscapes"\nmedian_ms = 1').governing(case()) is None
+
+
 def test_input_matches_its_label_or_its_shape():
     b = book('[[budget]]\ndevice = "cpu"\ninput = "1x3x500x*"\nmedian_ms = 1')
     assert b.governing(case()) is not None
@@ -110,6 +170,17 @@ def test_under_budget_passes_and_over_budget_renders_one_line():
         "over budget: p90_ms 15.000 ms > budget 12 ms (+25.0%) [b.toml entry 1 (device=cpu)]"
     )
     assert not book('[[budget]]\ndevice = "cpu"\nmedian_ms = 12.0\nmean_ms = 13').check(case()).failed  # at the limit
+
+
+def test_each_line_names_the_entry_as_written():
+    b = book('[[budget]]\ndevice = "cpu"\nmodel = "resnet50"\nscope = "model"\nmedian_ms = 12.5\np99_ms = 19')
+    result = b.check(case())
+    assert result.long_repr == (
+        "over budget: p99_ms 20.000 ms > budget 19 ms (+5.3%) [b.toml entry 1 (device=cpu, model=resnet50, scope=model)]"
+    )
+    assert [c.render() for c in result.checks] == [
+        "median_ms 12.000 ms <= budget 12.5 ms", "p99_ms 20.000 ms > budget 19 ms (+5.3%)"
+    ]
 
 
 def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
@@ -136,11 +207,24 @@ def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
          "b.toml: budget entry 1: device is missing: give \"cpu\", \"cuda\" or a glob on the GPU's name such as \"*H200*\""),
         ('[[budget]]\ndevice = "cpu"\nscope = "models"\nmedian_ms = 1',
          "b.toml: budget entry 1: scope 'models' matches no known scope: model, stage, block"),
+        ('[[budget]]\ndevice = "cpu"\nmodel = "resnet19"\nmedian_ms = 1',
+         "b.toml: budget entry 1: model 'resnet19' matches no known model: resnet18, resnet34, resnet50, resnet101, "
+         "resnet152, resnext50_32x4d, resnext101_32x8d, resnext101_64x4d, wide_resnet50_2, wide_resnet101_2"),
+        ('[[budget]]\ndevice = "cpu"\nmodel = "  "\nmedian_ms = 1',
+         "b.toml: budget entry 1: model must be a non-empty string (a glob), not '  '"),
+        ('[[budget]]\ndevice = "cpu"\nmedian_ms = inf', "b.toml: budget entry 1: median_ms must be a positive number, not inf"),
+        ('[[budget]]\ndevice = "cpu"\nmedian_ms = 0', "b.toml: budget entry 1: median_ms must be a positive number, not 0"),
+        ('[[budget]]\ndevice = "cpu"\npeak_mib = true', "b.toml: budget entry 1: peak_mib must be a number, not True"),
+        ('budget = [1]', "b.toml: budget entry 1: expected a table of keys, got int"),
+        ('[[budget]]\ndevice = "cpu"\nrss_mib = 1',
+         "b.toml: budget entry 1: unknown statistic 'rss_mib': choose from median_ms, mean_ms, p90_ms, p99_ms, peak_mib"),
+        ('[budget]\ndevice = "cpu"\nmedian_ms = 1', "b.toml: no [[budget]] entries"),
         ('budgets = 1', "b.toml: unknown top-level key 'budgets': the file holds [[budget]] tables only"),
         ('', "b.toml: no [[budget]] entries"),
     ],
     ids=["bad-toml", "unknown-statistic", "unknown-key", "negative", "non-numeric", "no-statistic", "no-device",
-         "unknown-scope", "top-level", "empty"],
+         "unknown-scope", "unknown-model", "blank-model", "infinite", "zero", "boolean", "not-a-table",
+         "unknown-mib-statistic", "single-table", "top-level", "empty"],
 )
 def test_bad_budgets_give_one_line_with_the_place(text, message):
     with pytest.raises(BudgetError) as error:
@@ -151,6 +235,11 @@ def test_bad_budgets_give_one_line_with_the_place(text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(BudgetError, match=r"^.*nope\.toml: budgets file not found$"):
         load_budgets(tmp_path / "nope.toml")
+    with pytest.raises(BudgetError, match=r"^.*: can't read budgets file: \[Errno 21\] Is a directory"):
+        load_budgets(tmp_path)
+    file = tmp_path / "b.toml"
+    file.write_text('[[budget]]\ndevice = "cpu"\nmedian_ms = 1\n')
+    assert load_budgets(file).source == str(file)
 
 
 @pytest.mark.parametrize("name", ["cpu-smoke.toml", "h200.toml"])

@@ -13,7 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("--bench-models", "resnet18", "--bench-inputs", "1x3x64x64", "--bench-devices", "cpu", "-p", "no:cacheprovider")
-MODEL_ONLY = (*TINY, "--bench-scopes", "model", "--bench-rounds", "5")
 
 
 @pytest.fixture
@@ -42,36 +41,6 @@ def write(pytester: pytest.Pytester, name: str, text: str) -> str:
     return name
 
 
-def test_over_budget_fails_the_case_and_the_run_still_ends_with_its_summary_line(suite):
-    budgets = write(suite, "b.toml", """
-[[budget]]
-device = "cpu"
-scope = "model"
-median_ms = 0.000001
-
-[[budget]]
-device = "cpu"
-scope = "stage"
-module = "layer*"
-median_ms = 1e9
-""")
-    result = suite.runpytest_subprocess(
-        *TINY, "--bench-scopes", "model,stage", "--bench-rounds", "3", f"--bench-budgets={budgets}",
-        "--benchmark-json=out.json",
-    )
-    unwrapped(result).fnmatch_lines([
-        "resnet-profile: budgets from b.toml (2 entries)",
-        "over budget: median_ms * ms > budget 1e-06 ms (+*%) [[]b.toml entry 1 (device=cpu, scope=model)[]]",
-        "budgets b.toml: 4 within budget, 1 over budget, 6 ungated",
-        "  ungated (6, no entry matches): resnet18-1x3x64x64-cpu-stage-conv1, *-stage-bn1, *-stage-relu, *",
-        "FAILED test_latency.py::test_latency[[]resnet18-1x3x64x64-cpu-model[]]*",
-        "*= 1 failed, 10 passed in *",
-    ])
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    saved = json.loads((suite.path / "out.json").read_text())
-    assert "test_latency[resnet18-1x3x64x64-cpu-model]" in {b["name"] for b in saved["benchmarks"]}  # still saved
-
-
 def baseline_from(saved: dict, seconds: float) -> dict:
     """The saved run with every round replaced by `seconds`: a baseline no real measurement can be close to."""
     for bench in saved["benchmarks"]:
@@ -83,74 +52,86 @@ def baseline_from(saved: dict, seconds: float) -> dict:
     return saved
 
 
-def test_regression_gate_flags_a_slowdown_and_passes_a_speedup(suite):
-    first = suite.runpytest_subprocess(*MODEL_ONLY, "--benchmark-json=run.json")
+def test_gates_and_pytest_benchmarks_compare_on_one_saved_run(suite):
+    """Three runs: save (with samples); against a baseline 1000x slower; against one 1000x faster. The budgets gate,
+    our regression gate and pytest-benchmark's compare/compare-fail each see both directions."""
+    storage = f"--benchmark-storage=file://{suite.path / 'store'}"
+    stages = (*TINY, "--bench-scopes", "model,stage", "--bench-rounds", "5", storage)
+    first = suite.runpytest_subprocess(*stages, "--benchmark-save=base", "--benchmark-save-data")
     assert first.ret == pytest.ExitCode.OK
-    saved = json.loads((suite.path / "run.json").read_text())
-    fast = write(suite, "fast.json", json.dumps(baseline_from(json.loads(json.dumps(saved)), 1e-7)))
-    slow = write(suite, "slow.json", json.dumps(baseline_from(saved, 1e3)))
+    (stored,) = (suite.path / "store").glob("*/0001_base.json")
+    saved = json.loads(stored.read_text())
+    assert len(saved["benchmarks"]) == 11 and all(len(b["stats"]["data"]) == 5 for b in saved["benchmarks"])
 
-    result = suite.runpytest_subprocess(*MODEL_ONLY, f"--bench-regression={fast}")
-    unwrapped(result).fnmatch_lines([
-        "*resnet-profile: regression gate vs fast.json: median +10% and one-sided Mann-Whitney U p < 0.01",
-        "regressed: median 0.000 ms (baseline) -> * ms (+*% > 10%), one-sided Mann-Whitney U p=0.00* < alpha 0.01 "
-        "(5 vs 5 rounds) [[]baseline fast.json[]]",
-        "regression vs fast.json (*): 1 regressed, 0 slower but not significant, 0 unchanged, 0 not in baseline",
-        "*= 1 failed in *",
-    ])
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # Slower baseline: compare-fail passes, the regression gate passes; one case over its budget fails alone, the JSON
+    # is still written and pytest's closing line is printed. A peak_mib budget on a case without peak_mib is said,
+    # not failed (whether this run carries peak_mib is read from its own JSON, so the test holds either way).
+    stored.write_text(json.dumps(baseline_from(json.loads(json.dumps(saved)), 1e3)))
+    budgets = write(suite, "b.toml", """
+[[budget]]
+device = "cpu"
+scope = "model"
+median_ms = 0.000001
+peak_mib = 1e9
 
-    # Under budget and not slower than the baseline: passes. A peak_mib budget on a case without peak_mib is said, not
-    # failed (whether this run carries peak_mib is read from its own JSON, so the test holds either way).
-    budgets = write(suite, "b.toml", '[[budget]]\ndevice = "cpu"\nmedian_ms = 1e9\npeak_mib = 1e9\n')
+[[budget]]
+device = "cpu"
+scope = "stage"
+module = "layer*"
+median_ms = 1e9
+""")
     result = suite.runpytest_subprocess(
-        *MODEL_ONLY, f"--bench-regression={slow}", f"--bench-budgets={budgets}", "--benchmark-json=again.json"
+        *stages, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%", "--bench-regression=0001",
+        f"--bench-budgets={budgets}", "--benchmark-json=out.json",
     )
+    result.stderr.fnmatch_lines(["*Comparing against benchmarks from:*0001_base.json*"])
     unwrapped(result).fnmatch_lines([
-        "budgets b.toml: 1 within budget, 0 over budget, 0 ungated",
-        "regression vs slow.json (*): 0 regressed, *, 1 unchanged, 0 not in baseline",
-        "*= 1 passed in *",
+        "resnet-profile: budgets from b.toml (2 entries)",
+        "resnet-profile: regression gate vs *0001_base.json: median +10% and one-sided Mann-Whitney U, false-discovery "
+        "rate 0.01 across cases (Benjamini-Hochberg)",
+        "over budget: median_ms * ms > budget 1e-06 ms (+*%) [[]b.toml entry 1 (device=cpu, scope=model)[]]",
+        "budgets b.toml: 4 within budget, 1 over budget, 6 ungated",
+        "  ungated (6, no entry matches): resnet18-1x3x64x64-cpu-stage-conv1, *-stage-bn1, *-stage-relu, *",
+        "regression vs *0001_base.json (*): 0 regressed, 0 slower but not significant, 11 unchanged, 0 not in baseline",
+        "FAILED test_latency.py::test_latency[[]resnet18-1x3x64x64-cpu-model[]]*",
+        "*= 1 failed, 10 passed in *",
     ])
-    (bench,) = json.loads((suite.path / "again.json").read_text())["benchmarks"]
+    unwrapped(result).fnmatch_lines(["model (0001_base) *"])  # compare's table (rows named without the group id)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = json.loads((suite.path / "out.json").read_text())["benchmarks"]
+    assert len(out) == 11  # the failed case still saved
+    model = next(b for b in out if b["extra_info"]["scope"] == "model")
     unmeasured = "  not measured, so not checked (1): resnet18-1x3x64x64-cpu-model (peak_mib)"
-    if bench["extra_info"].get("peak_mib") is None:
+    if model["extra_info"].get("peak_mib") is None:
         unwrapped(result).fnmatch_lines([unmeasured])
     else:
         unwrapped(result).no_fnmatch_line(unmeasured)
-    assert result.ret == pytest.ExitCode.OK
 
-
-def test_compare_fail_round_trip_on_our_json(suite):
-    """pytest-benchmark's own compare works on what we save; its compare-fail raises and drops the closing line."""
-    storage = f"--benchmark-storage=file://{suite.path / 'store'}"
-    first = suite.runpytest_subprocess(*MODEL_ONLY, storage, "--benchmark-save=base", "--benchmark-save-data")
-    assert first.ret == pytest.ExitCode.OK
-    (stored,) = (suite.path / "store").glob("*/0001_base.json")
-    stored.write_text(json.dumps(baseline_from(json.loads(stored.read_text()), 1e-7)))
-
-    # Our gate in the same run, its baseline found by number as --benchmark-compare finds it.
+    # Faster baseline: 11 cases, each p = 1/252 = 0.004: over 0.01/11 alone, under it once the group's other cases are
+    # in (they were measured together), so all 11 are flagged; judged one by one without them, only the last 7 would be.
+    # pytest-benchmark's compare-fail raises too, which drops pytest's closing line; our summary is still printed.
+    stored.write_text(json.dumps(baseline_from(saved, 1e-7)))
     result = suite.runpytest_subprocess(
-        *MODEL_ONLY, storage, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%", "--bench-regression=0001"
+        *stages, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%", "--bench-regression=0001",
     )
-    unwrapped(result).fnmatch_lines(["resnet-profile: regression gate vs *0001_base.json: *"])
-    result.stdout.fnmatch_lines(["FAILED test_latency.py::test_latency[[]resnet18-1x3x64x64-cpu-model[]]*"])  # ours
-    result.stdout.fnmatch_lines([  # compare's table, on our JSON (rows named within their group's table)
-        "model (0001_base) *",
-        "model (NOW) *",
+    unwrapped(result).fnmatch_lines([
+        "regressed: median 0.000 ms (baseline) -> * ms (+*% > 10%), one-sided Mann-Whitney U p=0.004 (exact) < 0.01 "
+        "(Benjamini-Hochberg: alpha 0.01 x 11/11 cases) (5 vs 5 rounds) [[]baseline *0001_base.json[]]",
+        "regression vs *0001_base.json (median +10% and one-sided Mann-Whitney U, Benjamini-Hochberg at 0.01 over 11 "
+        "cases; p-values: 11 exact, 0 normal): 11 regressed, 0 slower but not significant, 0 unchanged, 0 not in baseline",
     ])
     output = pytest.LineMatcher(result.outlines + result.errlines)
     output.fnmatch_lines([
         "Performance has regressed:",
         "*test_latency[[]resnet18-1x3x64x64-cpu-model[]] (0001_base) - Field 'median' has failed PercentageRegressionCheck*",
     ])
-    # printed though compare-fail raised
-    unwrapped(result).fnmatch_lines(["regression vs *0001_base.json (*): 1 regressed, *"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # an uncaught PerformanceRegression: exit status 1
-    output.no_fnmatch_line("*= 1 failed*")  # compare-fail drops pytest's closing line; our gates alone keep it
+    output.no_fnmatch_line("*= 11 failed*")  # compare-fail drops pytest's closing line; our gates alone keep it
 
 
-MACHINE = {"cpu_brand": "Some Other CPU", "gpu": None, "torch": "0.0"}
-BENCH = [{"name": "test_latency[x]", "stats": {"median": 0.01, "data": [0.01] * 5}}]
+MACHINE = {"cpu_brand": "Some Other CPU", "gpu": None, "torch": "0.0", "cpu_threads": 1}
+BENCH = [{"name": f"test_latency[resnet18-1x3x64x64-cpu-{case}]", "stats": {"median": 0.01, "data": [0.01] * 5}}
+         for case in ("model", "stage-conv1", "x")]
 
 
 @pytest.mark.parametrize(
@@ -168,8 +149,9 @@ BENCH = [{"name": "test_latency[x]", "stats": {"median": 0.01, "data": [0.01] * 
          "ERROR: nodata.json: test_latency[[]x[]] has no per-round samples (stats.data): save the baseline with "
          "--benchmark-save-data (or --benchmark-json)"),
         (("--bench-regression=other.json",),
-         "ERROR: other.json: baseline is from another machine or torch (cpu_brand: baseline 'Some Other CPU', now *; "
-         "torch: baseline '0.0', now *): its timings don't compare; pass --bench-regression-force to compare anyway"),
+         "ERROR: other.json: baseline is from another machine, torch or thread count (cpu_brand: baseline "
+         "'Some Other CPU', now *; torch: baseline '0.0', now *; cpu_threads: baseline 1, now *): its timings don't "
+         "compare; pass --bench-regression-force to compare anyway"),
         (("--bench-regression-threshold=ten",), "*argument --bench-regression-threshold: threshold must be a percentage*"),
     ],
     ids=["missing-budgets", "bad-toml", "unknown-key", "negative", "non-numeric", "unknown-statistic", "missing-baseline",
@@ -191,10 +173,21 @@ def test_bad_input_is_one_line_and_a_usage_error(suite, args, line):
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
-def test_force_compares_across_machines_with_a_warning(suite):
+def test_force_compares_across_machines_with_a_warning_and_the_options_reach_the_gate(suite):
     other = write(suite, "other.json", json.dumps({"machine_info": MACHINE, "benchmarks": BENCH}))
-    result = suite.runpytest_inprocess(*TINY, "--collect-only", f"--bench-regression={other}", "--bench-regression-force")
-    result.stdout.fnmatch_lines(["resnet-profile: WARNING: baseline from another machine, compared anyway: cpu_brand: *"])
+    result = suite.runpytest_inprocess(
+        *TINY, "--collect-only", f"--bench-regression={other}", "--bench-regression-force",
+        "--bench-regression-threshold=25%", "--bench-regression-alpha=0.05",
+    )
+    unwrapped(result).fnmatch_lines([
+        "resnet-profile: regression gate vs other.json: median +25% and one-sided Mann-Whitney U, false-discovery rate "
+        "0.05 across cases (Benjamini-Hochberg)",
+        "resnet-profile: WARNING: baseline from another machine, compared anyway: cpu_brand: *",
+        # Two of the collected cases are in the baseline: they share the false-discovery rate.
+        "regression vs other.json (median +25% and one-sided Mann-Whitney U, Benjamini-Hochberg at 0.05 over 2 cases; "
+        "p-values: 0 exact, 0 normal): 0 regressed, 0 slower but not significant, 0 unchanged, 0 not in baseline",
+        "  WARNING: compared across machines (--bench-regression-force): cpu_brand: *",
+    ])
     assert result.ret == pytest.ExitCode.OK
 
 

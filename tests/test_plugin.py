@@ -158,29 +158,3 @@ def test_a_failing_group_fails_its_cases_only_and_the_json_is_written(suite):
     assert {b["group"] for b in benches} == {"resnet18-1x3x64x64-cpu"} and len(benches) == 11
 
 
-def _scale_saved_medians(path: Path, factor: float) -> None:
-    data = json.loads(path.read_text())
-    for bench in data["benchmarks"]:
-        for key in ("min", "max", "mean", "median"):
-            bench["stats"][key] *= factor
-    path.write_text(json.dumps(data))
-
-
-def test_save_compare_and_compare_fail_round_trip(suite):
-    base = (*TINY, "--bench-scopes", "model,stage", "--benchmark-storage", "file://store")
-    assert suite(*base, "--benchmark-save=base").ret == 0
-    saved = next((suite.path / "store").glob("*/0001_base.json"))
-    assert len(json.loads(saved.read_text())["benchmarks"]) == 11
-
-    # A baseline 10,000x slower: the current run can't have regressed (a tiny stage on a loaded box swings 100x).
-    _scale_saved_medians(saved, 1e4)
-    result = suite(*base, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%")
-    assert result.ret == 0
-    result.stderr.fnmatch_lines(["*Comparing against benchmarks from:*0001_base.json*"])
-    result.stdout.fnmatch_lines(["*(0001_base)*", "*11 passed*"])
-
-    # A baseline 10,000x faster than it was at first: every case regressed, and pytest-benchmark's compare-fail says so.
-    _scale_saved_medians(saved, 1e-8)
-    result = suite(*base, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%")
-    assert result.ret != 0
-    result.stderr.fnmatch_lines(["*Performance has regressed:*", "*test_latency[[]resnet18-1x3x64x64-cpu-model[]]*median*"])

@@ -1,0 +1,103 @@
+"""The measurement record field by field: a group's share for one case, every extra_info value, the hand-over."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.matrix import CaseSpec, GroupKey
+from fixtures.measurement import Measurement, record
+from fixtures.memory import MIB, ForwardMemory, MemoryReport, Peak, StaticMemory, TensorRow
+from fixtures.runner import GroupResult, ModuleInfo, Samples
+from fixtures.zoo import parse_input
+
+GROUP = GroupKey("resnet18", parse_input("2x3x64x64"), "cuda", "bf16", "channels_last", "eager")
+DEVICE = (0.004, 0.001, 0.003, 0.002)  # seconds per round
+HOST = (0.0005, 0.0006, 0.0007, 0.0008)  # launch-bound below 2.5 ms of device time: host median 0.65 ms
+
+
+def measured(**fields) -> Measurement:
+    spec = CaseSpec(GROUP, "block", "layer3.1")
+    return Measurement(
+        spec=spec, device_s=DEVICE, host_s=HOST, timer="cuda_event", warmup=25,
+        info=ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234), device_name="NVIDIA H200", threads=8, **fields,
+    )
+
+
+def test_from_group_takes_the_cases_share_of_the_group():
+    result = GroupResult(
+        group=GROUP, timer="cuda_event", warmup=25, rounds=4,
+        samples={"": Samples([1.0] * 4, [2.0] * 4), "layer3.1": Samples(list(DEVICE), list(HOST))},
+        info={"": ModuleInfo((2, 3, 64, 64), (2, 1000), 9), "layer3.1": ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234)},
+        instrumented_s=[1.0] * 4, wall_s=3.0, compile_s=1.5,
+    )
+    spec = CaseSpec(GROUP, "block", "layer3.1")
+    m = Measurement.from_group(spec, result, device_name="NVIDIA H200", threads=8, flops=7)
+    assert m == Measurement(
+        spec=spec, device_s=DEVICE, host_s=HOST, timer="cuda_event", warmup=25,
+        info=ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234), device_name="NVIDIA H200", threads=8, flops=7,
+        compile_s=1.5,
+    )
+
+
+def test_every_extra_info_value():
+    info = measured(flops=10**9, peak_tflops=500.0, compile_s=1.5, fold_bn=True, compile_mode="max-autotune").extra_info()
+    median_s = 0.0025  # of 1, 2, 3, 4 ms
+    expected = {
+        "model": "resnet18", "input": "2x3x64x64", "input_shape": [2, 3, 64, 64], "device": "cuda",
+        "device_name": "NVIDIA H200", "scope": "block", "module": "layer3.1", "module_input_shape": [2, 128, 8, 8],
+        "module_output_shape": [2, 256, 4, 4], "params": 1234, "timer": "cuda_event", "warmup": 25,
+        "p50_ms": 2.5, "p90_ms": 3.7, "p99_ms": 3.97, "fps": 2 / 0.0025, "dtype": "bf16", "dtype_method": "converted",
+        "memory_format": "channels_last", "executor": "eager", "fold_bn": True, "compile_s": 1.5,
+        "compile_mode": "max-autotune", "threads": 8, "flops": 10**9, "tflops_per_s": 1e9 / median_s / 1e12,
+        "peak_pct": 100 * (1e9 / median_s / 1e12) / 500.0, "device_ms": 2.5, "host_ms": 0.65, "launch_bound": False,
+    }
+    for key, value in expected.items():
+        assert info[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+    assert "peak_mib" not in info
+
+
+def test_extra_info_without_flops_or_peak_and_with_memory():
+    static = StaticMemory((TensorRow("w", "parameter", (4,), "float32", 3_000_000, 12 * MIB),
+                           TensorRow("x", "input", (4,), "float32", 1_000_000, 4 * MIB)))
+    memory = MemoryReport(GROUP, static, ForwardMemory("cuda", Peak(16 * MIB, 48 * MIB)))
+    info = measured(memory=memory).extra_info()
+    assert (info["tflops_per_s"], info["peak_pct"], info["compile_mode"], info["fold_bn"]) == (None, None, None, False)
+    assert {k: info[k] for k in ("peak_mib", "activation_mib", "memory_tool", "allocated_mib", "params_m", "tensors_m")} \
+        == {"peak_mib": 64.0, "activation_mib": 48.0, "memory_tool": "cuda", "allocated_mib": 16.0, "params_m": 3.0,
+            "tensors_m": 4.0}
+    zero = Measurement(measured().spec, (0.0,), (0.0,), "perf_counter", 0, ModuleInfo((1,), (1,), 0), "cpu", 1)
+    assert zero.extra_info()["fps"] is None and zero.extra_info()["launch_bound"] is None
+    slow_host = Measurement(measured().spec, (0.001,), (0.002,), "cuda_event", 0, ModuleInfo((1,), (1,), 0), "x", 1)
+    assert slow_host.extra_info()["launch_bound"] is True
+
+
+class FakeBenchmark:
+    """The parts of pytest-benchmark's fixture `record` uses (tests/test_measurement.py pins the real one)."""
+
+    def __init__(self, disabled: bool = False) -> None:
+        self.group = None
+        self.extra_info: dict = {}
+        self.disabled = disabled
+        self.rounds: list[float] = []
+        self.iterations: int | None = None
+        self.options: dict = {}
+
+    def _make_stats(self, iterations: int):
+        self.iterations = iterations
+        return self
+
+    def update(self, seconds: float) -> None:
+        self.rounds.append(seconds)
+
+
+def test_record_hands_over_device_seconds_never_host_seconds():
+    benchmark = FakeBenchmark()
+    record(benchmark, measured())
+    assert benchmark.rounds == list(DEVICE) and benchmark.iterations == 1
+    assert benchmark.group == GROUP.id == "resnet18-2x3x64x64-cuda-bf16-channels_last"
+    assert benchmark._mode == "resnet-profile"
+    assert benchmark.options == {"timer": "cuda_event", "warmup": 25}
+    assert benchmark.extra_info == measured().extra_info()
+    disabled = FakeBenchmark(disabled=True)
+    record(disabled, measured())
+    assert disabled.rounds == [] and disabled.iterations is None and disabled.extra_info["module"] == "layer3.1"
