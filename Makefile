@@ -20,9 +20,11 @@ setup: $(VENV)/.installed
 bench: setup
 	$(PY) -m pytest benchmarks/ --benchmark-save=$(NAME) $(BENCH_ARGS)
 
-# The suite's own tests (tiny inputs; CUDA tests skip without a GPU).
+# The suite's own tests (tiny inputs; CUDA tests skip without a GPU), on two pytest-xdist workers: most of their time
+# is pytest subprocesses importing torch, which two cores share well (about 3 min here, 5 min on one worker).
+TEST_ARGS ?= -n 2
 test: setup
-	$(PY) -m pytest tests/
+	$(PY) -m pytest tests/ $(TEST_ARGS)
 
 # CI's latency gate: a small matrix on one CPU thread (steady on a shared 2-core box) against budgets/cpu-smoke.toml.
 # Any non-zero pytest exit fails the target, 5 (nothing collected) included. The JSON is kept for the CI artifacts.

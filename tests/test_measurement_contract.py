@@ -40,7 +40,8 @@ def test_from_group_takes_the_cases_share_of_the_group():
 
 
 def test_every_extra_info_value():
-    info = measured(flops=10**9, peak_tflops=500.0, compile_s=1.5, fold_bn=True, compile_mode="max-autotune").extra_info()
+    info = measured(flops=10**9, peak_tflops=500.0, compile_s=1.5, fold_bn=True, compile_mode="max-autotune",
+                    gpu_s=(0.0021, 0.0023, 0.0022), cudnn_benchmark=True, peak_row="*H200* bf16", device_index=0).extra_info()
     median_s = 0.0025  # of 1, 2, 3, 4 ms
     expected = {
         "model": "resnet18", "input": "2x3x64x64", "input_shape": [2, 3, 64, 64], "device": "cuda",
@@ -49,8 +50,12 @@ def test_every_extra_info_value():
         "p50_ms": 2.5, "p90_ms": 3.7, "p99_ms": 3.97, "fps": 2 / 0.0025, "dtype": "bf16", "dtype_method": "converted",
         "memory_format": "channels_last", "executor": "eager", "fold_bn": True, "compile_s": 1.5,
         "compile_mode": "max-autotune", "threads": 8, "flops": 10**9, "tflops_per_s": 1e9 / median_s / 1e12,
-        "peak_pct": 100 * (1e9 / median_s / 1e12) / 500.0, "device_ms": 2.5, "host_ms": 0.65, "launch_bound": False,
+        "peak_pct": 100 * (1e9 / median_s / 1e12) / 500.0, "device_ms": 2.5, "host_ms": 0.65,
+        # GPU time 2.2 ms: the 2.5 ms latency is 1.136x it, past the 1.10 launch-bound ratio.
+        "gpu_ms": 2.2, "gpu_rounds": 3, "launch_bound": True, "cudnn_benchmark": True, "peak_row": "*H200* bf16",
+        "device_index": 0,
     }
+    assert set(info) == set(expected)
     for key, value in expected.items():
         assert info[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
     assert "peak_mib" not in info
@@ -67,8 +72,12 @@ def test_extra_info_without_flops_or_peak_and_with_memory():
             "tensors_m": 4.0}
     zero = Measurement(measured().spec, (0.0,), (0.0,), "perf_counter", 0, ModuleInfo((1,), (1,), 0), "cpu", 1)
     assert zero.extra_info()["fps"] is None and zero.extra_info()["launch_bound"] is None
+    # Launch-bound is latency against GPU time (never host time): none without GPU time, and 1.10x is not past it.
     slow_host = Measurement(measured().spec, (0.001,), (0.002,), "cuda_event", 0, ModuleInfo((1,), (1,), 0), "x", 1)
-    assert slow_host.extra_info()["launch_bound"] is True
+    assert slow_host.extra_info()["launch_bound"] is None
+    at_ratio = Measurement(measured().spec, (0.0011,), (0.0001,), "cuda_event", 0, ModuleInfo((1,), (1,), 0), "x", 1,
+                           gpu_s=(0.001,))
+    assert at_ratio.extra_info()["launch_bound"] is False
 
 
 class FakeBenchmark:
