@@ -23,8 +23,12 @@ WIDTH = 120
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester):
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """A copy of the checkout's entry points, benchmarks and budgets; `run(*args)` runs pytest in it, in-process."""
+    # On a CI machine (CI or BUILD_NUMBER set) pytest prints the short test summary's failure messages uncut, whatever
+    # the width; these runs check what a user's terminal shows.
+    for name in ("CI", "BUILD_NUMBER"):
+        monkeypatch.delenv(name, raising=False)
     for name in ("pytest.ini", "conftest.py"):
         shutil.copy(ROOT / name, pytester.path / name)
     for folder in ("benchmarks", "budgets"):
