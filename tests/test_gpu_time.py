@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.measurement import Measurement
@@ -13,6 +12,7 @@ from fixtures.render import summary_table
 from fixtures.runner import GroupResult, GroupRunner, Plan, Samples
 from fixtures.timers import FakeClock, PerfCounterClock
 from fixtures.zoo import parse_input
+from stubs import ResNetStub
 
 # Exact in binary floating point, and all different: a figure read from the wrong stream can't pass by coincidence.
 TICK = 2.0**-10  # device step of an ungated pass (latency)
@@ -24,21 +24,10 @@ GROUP = GroupKey("resnet18", TINY, "cpu")
 PARTS = ["conv1", "layer1", "layer1.0", "layer1.1"]
 
 
-class Skeleton(nn.Module):
-    """resnet18's conv1 and layer1 with its two blocks, by name and in forward order, at a fraction of the cost."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 4, 3, stride=8)
-        self.layer1 = nn.Sequential(nn.ReLU(), nn.ReLU())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer1(self.conv1(x)).flatten(1)
-
 
 def run(modules, clock, **plan):
     runner = GroupRunner(Plan(**{"warmup": 0, **plan}), clock_factory=lambda device: clock,
-                         model_factory=lambda name: Skeleton())
+                         model_factory=lambda name: ResNetStub())
     return runner.run(GROUP, modules)
 
 

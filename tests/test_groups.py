@@ -8,7 +8,6 @@ import weakref
 
 import pytest
 import torch
-from torch import nn
 
 import fixtures.runner as runner_module
 from fixtures.matrix import CaseSpec, GroupKey
@@ -19,21 +18,10 @@ from fixtures.runner import GroupRunner, Plan
 from fixtures.session import ProfileSession
 from fixtures.timers import FakeClock
 from fixtures.zoo import parse_input
+from stubs import ResNetStub
 
 TINY = parse_input("1x3x64x64")
 
-
-class Tiny(nn.Module):
-    """A stand-in for a ResNet: one class, so one forward code object shared by every group, as ResNet.forward is;
-    resnet18's conv1 and layer1 (two blocks) by name, so the instrumented pass hooks them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 4, 3, stride=8)
-        self.layer1 = nn.Sequential(nn.ReLU(), nn.ReLU())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer1(self.conv1(x)).flatten(1)
 
 
 class CountingBackend:
@@ -57,7 +45,7 @@ def tiny_runner(backend=None, **plan) -> GroupRunner:
     plan = {"warmup": 0, "rounds": 1, **plan}
     if backend is not None:
         plan["compile_backend"] = backend
-    return GroupRunner(Plan(**plan), clock_factory=lambda device: FakeClock(), model_factory=lambda name: Tiny())
+    return GroupRunner(Plan(**plan), clock_factory=lambda device: FakeClock(), model_factory=lambda name: ResNetStub())
 
 
 def test_every_compile_group_compiles_its_own_graph_past_the_recompile_limit():
@@ -109,7 +97,7 @@ def test_warm_up_covers_what_each_executor_needs():
 
 def test_the_compiled_executor_holds_no_reference_cycle():
     """`lambda: compiled(self.x)` was a cycle through the executor: the model stayed alive until a full collection."""
-    model, x = Tiny(), torch.randn(1, 3, 64, 64)
+    model, x = ResNetStub(), torch.randn(1, 3, 64, 64)
     refs = weakref.ref(model), weakref.ref(x)
     executor = Executor(model, x, "compile", backend=CountingBackend())
     gc.disable()

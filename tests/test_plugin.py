@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from stubs import FAIL_RESNET34
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("--bench-devices", "cpu", "--bench-models", "resnet18", "--bench-inputs", "1x3x64x64", "--bench-rounds", "3")
 CONTRACT = {
@@ -138,13 +140,7 @@ def test_cuda_cases_skip_with_the_reason(suite):
 def test_a_failing_group_fails_its_cases_only_and_the_json_is_written(suite):
     (suite.path / "conftest.py").write_text(
         (suite.path / "conftest.py").read_text()
-        + "\n\nimport fixtures.runner as _runner\n"
-        "_real_run = _runner.GroupRunner.run\n"
-        "def _run(self, group, modules):\n"
-        "    if group.model == 'resnet34':\n"
-        "        raise RuntimeError('CUDA out of memory. Tried to allocate 20.00 GiB')\n"
-        "    return _real_run(self, group, modules)\n"
-        "_runner.GroupRunner.run = _run\n"
+        + FAIL_RESNET34
     )
     result = suite(*TINY[:2], "--bench-models", "resnet34,resnet18", *TINY[4:], "--bench-scopes", "model,stage",
                    "--benchmark-json=out.json")

@@ -28,6 +28,7 @@ from fixtures.profiling import (
 from fixtures.runner import GroupResult, GroupRunner, Plan, Samples
 from fixtures.timers import FakeClock
 from fixtures.zoo import STAGES, block_names, parse_input
+from stubs import FAIL_RESNET34
 
 TICK = 2.0**-10
 GROUP = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
@@ -373,13 +374,7 @@ def test_traced_run_writes_the_trace_and_top_ops_and_a_failing_group_fails_alone
     (Stages and blocks only: the whole-model case would add its memory probe, which this test doesn't need.)"""
     (suite.path / "conftest.py").write_text(
         (suite.path / "conftest.py").read_text()
-        + "\n\nimport fixtures.runner as _runner\n"
-        "_real_run = _runner.GroupRunner.run\n"
-        "def _run(self, group, modules):\n"
-        "    if group.model == 'resnet34':\n"
-        "        raise RuntimeError('CUDA out of memory. Tried to allocate 20.00 GiB')\n"
-        "    return _real_run(self, group, modules)\n"
-        "_runner.GroupRunner.run = _run\n"
+        + FAIL_RESNET34
     )
     result = suite.run(*TINY, "--bench-models", "resnet34,resnet18", "--bench-trace", "out/traces", "--bench-warmup", "0",
                        "--bench-threads", "1", "--bench-trace-passes", "2", "--bench-scopes", "stage,block",
