@@ -227,3 +227,27 @@ def test_a_sticky_cuda_error_fails_the_later_cuda_groups_at_once_and_spares_the_
     # The memory probe of a CUDA group is not attempted either.
     report = session.memory(GroupKey("resnet50", TINY, "cuda"))
     assert report.forward.whole.note.startswith("CUDA is unusable in this process since resnet18-1x3x64x64-cuda")
+
+
+def test_a_sticky_error_in_a_memory_probe_is_contained_like_a_group_failure():
+    illegal = "AcceleratorError: CUDA error: an illegal memory access was encountered"
+    held: list[weakref.ref] = []
+
+    def probe(group, scopes, seed):
+        activation = torch.zeros(256, 1024)
+        held.append(weakref.ref(activation))
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    session = ProfileSession(settings(), runner_factory=lambda plan: FailingRunner(plan, AssertionError("not run")),
+                             forward_memory=probe, context_error=lambda device: illegal)
+    FailingRunner.runs = []
+    report = session.memory(GroupKey("resnet18", TINY, "cuda"))
+    assert report.forward.whole.note == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert held[0]() is None  # nothing of the failed probe outlives it
+    assert session.cuda_fault == ("the memory probe of resnet18-1x3x64x64-cuda", illegal)
+    with pytest.raises(pytest.fail.Exception) as failure:
+        session.measure(CaseSpec(GroupKey("resnet34", TINY, "cuda"), "model"))
+    assert str(failure.value).endswith(
+        f"not run: CUDA is unusable in this process since the memory probe of resnet18-1x3x64x64-cuda failed ({illegal})"
+    )
+    assert FailingRunner.runs == []
