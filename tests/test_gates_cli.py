@@ -146,8 +146,8 @@ BENCH = [{"name": f"test_latency[resnet18-1x3x64x64-cpu-{case}]", "stats": {"med
         (("--bench-regression=missing.json",), "ERROR: missing.json: baseline not found: neither a file nor a saved run*"),
         (("--bench-regression=corrupt.json",), "ERROR: corrupt.json: not a pytest-benchmark JSON file: Expecting value*"),
         (("--bench-regression=nodata.json",),
-         "ERROR: nodata.json: test_latency[[]x[]] has no per-round samples (stats.data): save the baseline with "
-         "--benchmark-save-data (or --benchmark-json)"),
+         "ERROR: nodata.json: test_latency[[]x[]] has no per-round samples (stats.data): save the baseline again "
+         "with --benchmark-save and --bench-save-samples on, the default (or --benchmark-json)"),
         (("--bench-regression=other.json",),
          "ERROR: other.json: baseline is from another machine, torch or thread count (cpu_brand: baseline "
          "'Some Other CPU', now *; torch: baseline '0.0', now *; cpu_threads: baseline 1, now *): its timings don't "

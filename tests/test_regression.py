@@ -221,8 +221,8 @@ def test_baseline_samples_by_test_name():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (json.dumps(saved()), "b.json: test_latency[x] has no per-round samples (stats.data): save the baseline with "
-                              "--benchmark-save-data (or --benchmark-json)"),
+        (json.dumps(saved()), "b.json: test_latency[x] has no per-round samples (stats.data): save the baseline again "
+                              "with --benchmark-save and --bench-save-samples on, the default (or --benchmark-json)"),
         ("{not json", "b.json: not a pytest-benchmark JSON file: Expecting property name enclosed in double quotes: "
                       "line 1 column 2 (char 1)"),
         ("[]", "b.json: not a pytest-benchmark JSON file: no 'benchmarks' list"),

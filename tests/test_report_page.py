@@ -143,7 +143,7 @@ def test_runs_without_samples_show_the_trend_without_verdict(tmp_path: Path) -> 
     history = build_history(load_storage(str(tmp_path)), RegressionPolicy())
     report = Report(history.runs, (history.runs[-1],), history=history)
     page = render_page(report, with_charts=False)
-    assert "Saved without per-round samples (no --benchmark-save-data), so shown in the trends with no verdict: " \
+    assert "Saved without per-round samples (--bench-save-samples off), so shown in the trends with no verdict: " \
            "0002_a2.json." in page
 
 
