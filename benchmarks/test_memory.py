@@ -3,17 +3,14 @@
 import pytest
 import torch
 
-from fixtures.matrix import device_label
-from fixtures.render import memory_text, write_report
+from fixtures.render.files import memory_file, memory_text, write_report
 from fixtures.zoo import build_model, make_input
 
 
 def test_memory(bench_memory, bench_report_dir):
     """Write the memory report; the resident figure is the sum of the named tensors, the peak at least that."""
     report = bench_memory
-    g = report.group
-    name = f"memory_reports/{g.model}_{g.input.label}_{device_label(g.device)}.txt"
-    write_report(bench_report_dir, name, memory_text(report))
+    write_report(bench_report_dir, memory_file(report), memory_text(report))
     static = report.static
     assert static.bytes == sum(row.bytes for row in static.rows)
     assert [row.name for row in static.rows].count("input") == 1

@@ -9,7 +9,6 @@ against the same row without that factor). Every failure is one line on stderr a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -77,19 +76,22 @@ def config(bench: dict, machine: dict) -> tuple:
 def load(paths: list[Path]) -> tuple[list[dict], dict]:
     """Every benchmark of the runs, each tagged with its run and session settings; a figure measured in two runs is
     refused (tables would mix them)."""
+    from fixtures.contract import ContractError, load_run  # noqa: PLC0415
+
     benches, machine, seen = [], {}, {}
     for path in paths:
         if not path.exists():
             continue  # a run that recorded nothing (every case skipped) may write no file
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise CheckError(f"{path}: not a pytest-benchmark JSON file ({error})") from None
-        machine = data.get("machine_info") or machine
-        for bench in data.get("benchmarks", []):
-            if "extra_info" not in bench or "scope" not in bench["extra_info"]:
+            run = load_run(path)
+        except ContractError as error:
+            raise CheckError(str(error)) from None
+        machine = dict(run.machine_info) or machine
+        for case in run.cases:
+            if not case.ours:
                 continue
-            key = config(bench, data.get("machine_info") or {})
+            bench = {"name": case.name, "group": case.group, "stats": dict(case.stats), "extra_info": dict(case.extra)}
+            key = config(bench, dict(run.machine_info))
             if key in seen:
                 raise CheckError(f"{bench['name']} (cuDNN benchmark {'on' if key[3] else 'off'}, BN folded "
                                  f"{'yes' if key[4] else 'no'}) was measured by both {seen[key]} and {path.name}: "

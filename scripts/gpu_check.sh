@@ -96,7 +96,8 @@ if [ "${TRACE:-1}" = 1 ] && [ "$COMPILE" != only ]; then
     --bench-trace "$drill/traces" --bench-nvtx "$nvtx" --benchmark-json "$drill/resnet50.json" \
     >"$drill/run.log" 2>&1 || { tail -40 "$drill/run.log"; exit 1; }
   sed -n '/^drill-down:/,/^=====/p' "$drill/run.log"
-  "$PY" -m fixtures.drilldown "$drill/resnet50.json"
+  "$PY" -m fixtures.report "$drill/resnet50.json" --no-plots --out "$drill/report" 2>/dev/null \
+    | sed -n '/^### Where the time goes/,/^### Modes/p'
   echo "gpu_check: drill-down took $((SECONDS - began)) s"
 fi
 echo "gpu_check: $((SECONDS - start)) s"

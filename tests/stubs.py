@@ -29,3 +29,49 @@ FAIL_RESNET34 = (
     "    return _real_run(self, group, modules)\n"
     "_runner.GroupRunner.run = _run\n"
 )
+
+
+def settings(**changes):
+    """The option table's defaults, with changes (fixtures.options.Settings.defaults)."""
+    from fixtures.options import Settings
+
+    return Settings.defaults(**changes)
+
+
+def plan(device: str = "cpu", **changes):
+    """The plan the default settings give a group on `device`, with changes (fixtures.runner.Plan.for_device)."""
+    from dataclasses import replace
+
+    from fixtures.runner import Plan
+
+    return replace(Plan.for_device(settings(), device), **changes)
+
+
+def context(device_name: str = "cpu", threads: int = 1, **changes):
+    """A case's context with nothing measured beside its samples."""
+    from fixtures.measurement import CaseContext
+
+    fields = dict(device_name=device_name, device_index=None, threads=threads, flops=0, peak_tflops=None,
+                  peak_row=None, fold_bn=False, compile_mode=None, cudnn_benchmark=None)
+    return CaseContext(**{**fields, **changes})
+
+
+def measurement(spec, device_s, host_s=None, timer="perf_counter", warmup=0, info=None, gpu_s=(), compile_s=None,
+                **context_fields):
+    """A measurement record built by hand (host seconds = device seconds unless given)."""
+    from fixtures.measurement import Measurement
+    from fixtures.module_shapes import ModuleInfo
+
+    return Measurement(spec=spec, device_s=tuple(device_s), host_s=tuple(device_s if host_s is None else host_s),
+                       gpu_s=tuple(gpu_s), timer=timer, warmup=warmup, info=info or ModuleInfo((1,), (1,), 0),
+                       compile_s=compile_s, context=context(**context_fields))
+
+
+def group_record(result, **context_fields):
+    """A group's records built from its result with a stub context (no device queried: cuda groups work on a CPU)."""
+    from fixtures.matrix import Matrix
+    from fixtures.measurement import GroupRecord, Measurement
+
+    group = result.group
+    specs = Matrix((group.model,), (group.input,), (group.device,), ("model",)).specs(group, list(result.samples))
+    return GroupRecord(result, {s.module: Measurement.from_group(s, result, context(**context_fields)) for s in specs})

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.budgets import BudgetError, CaseFacts, facts_from, load_budgets, parse_budgets
+from fixtures.budgets import BudgetError, CaseFacts, load_budgets, measured_facts, parse_budgets
+from fixtures.matrix import CaseSpec, GroupKey
+from fixtures.memory import ForwardMemory, MemoryReport, Peak, StaticMemory
+from fixtures.render.terminal import failure_line, stat_check
+from fixtures.zoo import NAMED_INPUTS
+from stubs import measurement
 
 VALUES = {"median_ms": 12.0, "mean_ms": 13.0, "p90_ms": 15.0, "p99_ms": 20.0, "peak_mib": None}
 
@@ -27,21 +32,23 @@ def book(text: str):
     return parse_budgets(text, "b.toml")
 
 
-def test_facts_read_the_extra_info_contract():
-    extra = {"model": "resnet18", "input": "pascal", "input_shape": [1, 3, 500, 334], "device": "cpu",
-             "device_name": "AMD EPYC", "scope": "block", "module": "layer3.1", "p50_ms": 1.5, "p90_ms": 2.0,
-             "p99_ms": 3.0}
-    facts = facts_from("id", extra, mean_s=0.0016)
+def test_facts_read_the_record():
+    spec = CaseSpec(GroupKey("resnet18", NAMED_INPUTS["pascal"], "cpu"), "block", "layer3.1")
+    # Medians 1.5 ms; p90 and p99 interpolated between the rounds; the mean is 1.6 ms.
+    m = measurement(spec, (0.0010, 0.0015, 0.0023), device_name="AMD EPYC")
+    facts = measured_facts(m)
     assert facts == CaseFacts(
-        case_id="id", device="cpu", device_name="AMD EPYC", model="resnet18", inputs=("pascal", "1x3x500x334"),
-        scope="block", module="layer3.1",
-        values={"median_ms": 1.5, "mean_ms": 1.6, "p90_ms": 2.0, "p99_ms": 3.0, "peak_mib": None},
+        case_id="resnet18-pascal-cpu-block-layer3.1", device="cpu", device_name="AMD EPYC", model="resnet18",
+        inputs=("pascal", "1x3x500x334"), scope="block", module="layer3.1", values=facts.values,
     )
-    bare = facts_from("id", {**extra, "device_name": None, "module": "", "input_shape": []}, 0.0016)
-    assert (bare.device_name, bare.module, bare.inputs) == ("", "", ("pascal",))
-    del extra["module"], extra["device_name"], extra["input_shape"]
-    assert facts_from("id", extra, 0.0016) == bare
-    assert facts_from("id", {**extra, "peak_mib": 300}, 0.0016).values["peak_mib"] == 300.0
+    assert facts.values == pytest.approx({"median_ms": 1.5, "mean_ms": 1.6, "p90_ms": 2.14, "p99_ms": 2.284,
+                                          "peak_mib": None})
+    # Only the whole-model case carries the memory figures.
+    static = StaticMemory(())
+    memory = MemoryReport(spec.group, static, ForwardMemory("fake", Peak(100 * 2**20, 200 * 2**20)))
+    whole = measurement(CaseSpec(spec.group, "model"), (0.001,), memory=memory)
+    assert measured_facts(whole).values["peak_mib"] == 300.0
+    assert measured_facts(whole).inputs == ("pascal", "1x3x500x334") and measured_facts(whole).module == ""
 
 
 def test_more_constrained_fields_win():
@@ -166,7 +173,7 @@ def test_under_budget_passes_and_over_budget_renders_one_line():
     b = book('[[budget]]\ndevice = "cpu"\nmedian_ms = 12.5\np90_ms = 12.0')
     result = b.check(case())
     assert result.failed
-    assert result.long_repr == (
+    assert failure_line(result) == (
         "over budget: p90_ms 15.000 ms > budget 12 ms (+25.0%) [b.toml entry 1 (device=cpu)]"
     )
     assert not book('[[budget]]\ndevice = "cpu"\nmedian_ms = 12.0\nmean_ms = 13').check(case()).failed  # at the limit
@@ -175,10 +182,10 @@ def test_under_budget_passes_and_over_budget_renders_one_line():
 def test_each_line_names_the_entry_as_written():
     b = book('[[budget]]\ndevice = "cpu"\nmodel = "resnet50"\nscope = "model"\nmedian_ms = 12.5\np99_ms = 19')
     result = b.check(case())
-    assert result.long_repr == (
+    assert failure_line(result) == (
         "over budget: p99_ms 20.000 ms > budget 19 ms (+5.3%) [b.toml entry 1 (device=cpu, model=resnet50, scope=model)]"
     )
-    assert [c.render() for c in result.checks] == [
+    assert [stat_check(c) for c in result.checks] == [
         "median_ms 12.000 ms <= budget 12.5 ms", "p99_ms 20.000 ms > budget 19 ms (+5.3%)"
     ]
 
@@ -187,7 +194,7 @@ def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
     result = book('[[budget]]\ndevice = "cpu"\npeak_mib = 1').check(case())
     assert not result.failed
     assert [c.statistic for c in result.unmeasured] == ["peak_mib"]
-    assert result.unmeasured[0].render() == "peak_mib not measured (budget 1 MiB)"
+    assert stat_check(result.unmeasured[0]) == "peak_mib not measured (budget 1 MiB)"
 
 
 @pytest.mark.parametrize(

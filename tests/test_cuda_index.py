@@ -7,13 +7,14 @@ import argparse
 import pytest
 import torch
 
-from fixtures import machine
+from fixtures import device, machine
 from fixtures.budgets import CaseFacts, parse_budgets
+from fixtures.contract import extra_info
 from fixtures.matrix import CaseSpec, GroupKey, device_label
-from fixtures.measurement import Measurement
+from fixtures.module_shapes import ModuleInfo
 from fixtures.options import parse_devices
-from fixtures.runner import ModuleInfo
 from fixtures.zoo import NAMED_INPUTS
+from stubs import measurement
 
 PASCAL = NAMED_INPUTS["pascal"]
 
@@ -106,24 +107,17 @@ def test_a_cuda_index_budget_is_exact_and_a_malformed_one_is_refused():
 
 
 def test_extra_info_carries_the_index():
-    measurement = Measurement(
-        spec=CaseSpec(GroupKey("resnet18", PASCAL, "cuda:1"), "model"),
-        device_s=(0.001,),
-        host_s=(0.001,),
-        timer="cuda_event",
-        warmup=25,
-        info=ModuleInfo((1, 3, 500, 334), (1, 1000), 11_689_512),
-        device_name="NVIDIA H200",
-        threads=2,
-        device_index=1,
-    )
-    info = measurement.extra_info()
+    m = measurement(CaseSpec(GroupKey("resnet18", PASCAL, "cuda:1"), "model"), (0.001,), timer="cuda_event", warmup=25,
+                    info=ModuleInfo((1, 3, 500, 334), (1, 1000), 11_689_512), device_name="NVIDIA H200", threads=2,
+                    device_index=1)
+    info = extra_info(m)
     assert (info["device"], info["device_index"], info["device_name"]) == ("cuda:1", 1, "NVIDIA H200")
 
 
 def test_machine_info_names_the_gpu_the_run_uses(monkeypatch):
     names = ["GPU zero", "GPU one", "GPU two"]
     monkeypatch.setattr(machine, "cuda_available", lambda: True)
+    monkeypatch.setattr(device, "cuda_available", lambda: True)
     monkeypatch.setattr(machine, "nvml_info", lambda index=0: {})
     monkeypatch.setattr(machine, "_cuda_driver_api_version", lambda: None)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
@@ -135,7 +129,7 @@ def test_machine_info_names_the_gpu_the_run_uses(monkeypatch):
     assert info["gpus"] == names and info["cuda_visible_devices"] == "4,5,6"
     assert machine.torch_info(("cuda",))["gpu_index"] == 2  # the current GPU
     assert machine.torch_info(("cpu",))["gpu"] == "GPU zero"  # a CPU run still names the machine's first GPU
-    assert machine.device_index("cuda") == 2 and machine.device_index("cuda:1") == 1 and machine.device_index("cpu") is None
+    assert device.device_index("cuda") == 2 and device.device_index("cuda:1") == 1 and device.device_index("cpu") is None
 
 
 def test_machine_info_without_cuda():
@@ -149,7 +143,7 @@ def test_machine_info_without_cuda():
 def test_on_device_makes_the_gpu_current():
     last = torch.cuda.device_count() - 1
     before = torch.cuda.current_device()
-    with machine.on_device(f"cuda:{last}"):
+    with device.on_device(f"cuda:{last}"):
         assert torch.cuda.current_device() == last
         assert torch.cuda.current_stream().device == torch.device(f"cuda:{last}")
     assert torch.cuda.current_device() == before

@@ -6,11 +6,13 @@ import argparse
 
 import pytest
 
-from fixtures import display
 from fixtures.matrix import GroupKey
-from fixtures.render import summary_table
+from fixtures.render import layout as display
+from fixtures.render.terminal import summary_table
+from fixtures.module_shapes import ModuleInfo
 from fixtures.runner import GroupResult, Samples
 from fixtures.zoo import NAMED_INPUTS
+from stubs import group_record
 
 
 @pytest.mark.parametrize(
@@ -81,9 +83,11 @@ def test_milliseconds_unless_the_whole_group_is_faster(seconds, scale):
     assert display.time_scale(seconds) == scale
 
 
-def result(modes: tuple[str, str, str] = ("fp32", "contiguous", "eager"), compile_s: float | None = None) -> GroupResult:
+def result(modes: tuple[str, str, str] = ("fp32", "contiguous", "eager"), compile_s: float | None = None):
     group = GroupKey("resnext101_64x4d", NAMED_INPUTS["cityscapes"], "cuda:1", *modes)
-    return GroupResult(group, "cuda_event", 25, 300, {"": Samples([0.012345678], [0.001])}, {}, [0.0125], 1234.5, compile_s)
+    info = {"": ModuleInfo((1, 3, 1024, 2048), (1, 1000), 0)}
+    return group_record(GroupResult(group, "cuda_event", 25, 300, {"": Samples([0.012345678], [0.001])}, info, [0.0125],
+                                    1234.5, compile_s))
 
 
 def test_the_summary_fits_120_columns_and_wraps_long_group_ids():

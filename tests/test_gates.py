@@ -7,14 +7,19 @@ import json
 import pytest
 
 from fixtures.budgets import parse_budgets
-from fixtures.gates import Gates, build_gates
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.measurement import Measurement
+from fixtures.module_shapes import ModuleInfo
 from fixtures.options import Settings
 from fixtures.regression import Baseline, BaselineError, RegressionPolicy, compare
-from fixtures.render import gate_header, gate_summary
-from fixtures.runner import ModuleInfo
+from fixtures.render.terminal import failure_line
+from fixtures.render.terminal import verdict_header as gate_header
+from fixtures.render.terminal import verdict_summary as gate_summary
+from fixtures.verdicts import Verdicts as Gates
+from fixtures.verdicts import build_verdicts as build_gates
 from fixtures.zoo import parse_input
+from stubs import measurement
+from stubs import settings as default_settings
 
 GROUP = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
 MODEL = CaseSpec(GROUP, "model")
@@ -35,16 +40,14 @@ def name(spec: CaseSpec) -> str:
 
 def measured(spec: CaseSpec, device_s, host_s=None) -> Measurement:
     """A case's measurement; host seconds differ from device seconds unless given (on a GPU they do)."""
-    return Measurement(
-        spec=spec,
-        device_s=tuple(device_s),
-        host_s=tuple(host_s) if host_s is not None else tuple(3 * s for s in device_s),
-        timer="fake",
-        warmup=1,
-        info=ModuleInfo((1, 3, 64, 64), (1, 1000), 1),
-        device_name="AMD EPYC",
-        threads=2,
-    )
+    host = tuple(host_s) if host_s is not None else tuple(3 * s for s in device_s)
+    return measurement(spec, device_s, host, timer="fake", warmup=1, info=ModuleInfo((1, 3, 64, 64), (1, 1000), 1),
+                       device_name="AMD EPYC", threads=2)
+
+
+def lines(failures) -> list[str]:
+    """The failure line of each verdict a case failed."""
+    return [failure_line(f) for f in failures]
 
 
 def slower(factor: float, rounds=BASE) -> tuple[float, ...]:
@@ -62,7 +65,7 @@ def test_the_gate_compares_device_seconds_never_host_seconds():
     (result,) = gates.regression_results
     assert result.current_median_s == 0.0102 and result.p_value == pytest.approx(148 / 252)
     # Device time 2x, host time as the baseline's: a regression.
-    (line,) = gates.check(name(CONV1), measured(CONV1, slower(2), host_s=BASE))
+    (line,) = lines(gates.check(name(CONV1), measured(CONV1, slower(2), host_s=BASE)))
     assert line == (
         "regressed: median 10.200 ms (baseline) -> 20.400 ms (+100.0% > 10%), one-sided Mann-Whitney U p=0.004 (exact) "
         "< 0.005 (Benjamini-Hochberg: alpha 0.01 x 1/2 cases) (5 vs 5 rounds) [baseline base.json]"
@@ -73,7 +76,7 @@ def test_budgets_read_device_seconds_never_host_seconds():
     book = parse_budgets('[[budget]]\ndevice = "cpu"\nmedian_ms = 15\nmean_ms = 15\np90_ms = 15\np99_ms = 15', "b.toml")
     gates = Gates(budgets=book)
     assert gates.check(name(MODEL), measured(MODEL, BASE)) == []  # host 30.6 ms, device 10.2 ms: within 15 ms
-    (line,) = gates.check(name(CONV1), measured(CONV1, slower(2), host_s=BASE))
+    (line,) = lines(gates.check(name(CONV1), measured(CONV1, slower(2), host_s=BASE)))
     assert line == (
         "over budget: median_ms 20.400 ms > budget 15 ms (+36.0%); mean_ms 20.400 ms > budget 15 ms (+36.0%); "
         "p90_ms 20.720 ms > budget 15 ms (+38.1%); p99_ms 20.792 ms > budget 15 ms (+38.6%) [b.toml entry 1 (device=cpu)]"
@@ -101,10 +104,10 @@ def test_benjamini_hochberg_shares_alpha_across_the_expected_cases():
     gates.expect([name(s) for s in STAGES] + [f"test_latency[other-{i}]" for i in range(10_000)])  # not in the base
     assert gates.cases == 5
     # conv1 alone: 5.4e-06 < 0.05/5.
-    (line,) = gates.check(name(STAGES[0]), measured(STAGES[0], slower(2, TEN)))
+    (line,) = lines(gates.check(name(STAGES[0]), measured(STAGES[0], slower(2, TEN))))
     assert "p=5.4e-06 (exact) < 0.01 (Benjamini-Hochberg: alpha 0.05 x 1/5 cases) (10 vs 10 rounds)" in line
     # bn1: p = 0.012 is over 0.05/5 alone, but under 0.05*2/5 beside conv1.
-    (line,) = gates.check(name(STAGES[1]), measured(STAGES[1], P012))
+    (line,) = lines(gates.check(name(STAGES[1]), measured(STAGES[1], P012)))
     assert "p=0.012 (exact) < 0.02 (Benjamini-Hochberg: alpha 0.05 x 2/5 cases)" in line
     assert [(r.level, r.cases) for r in gates.regression_results] == [(pytest.approx(0.01), 5), (pytest.approx(0.02), 5)]
 
@@ -135,11 +138,8 @@ def test_missed_cases_are_those_the_whole_runs_evidence_would_flag():
 
 
 def settings(**fields) -> Settings:
-    return Settings(
-        models=("resnet18",), inputs=(parse_input("1x3x64x64"),), devices=("cpu",), scopes=("model",),
-        dtypes=("fp32",), formats=("contiguous",), executors=("eager",), compile_mode="default", fold_bn=False,
-        cudnn_benchmark=False, peak_tflops=None, warmup=None, rounds=None, threads=None, seed=0, **fields,
-    )
+    return default_settings(models=("resnet18",), inputs=(parse_input("1x3x64x64"),), devices=("cpu",),
+                            scopes=("model",), **fields)
 
 
 def saved_run(tmp_path, machine=MACHINE) -> str:

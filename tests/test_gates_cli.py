@@ -143,8 +143,10 @@ BENCH = [{"name": f"test_latency[resnet18-1x3x64x64-cpu-{case}]", "stats": {"med
         (("--bench-budgets=negative.toml",), "ERROR: negative.toml: budget entry 2: p99_ms must be a positive number, not -1"),
         (("--bench-budgets=text.toml",), "ERROR: text.toml: budget entry 1: median_ms must be a number, not '5 ms'"),
         (("--bench-budgets=statistic.toml",), "ERROR: statistic.toml: budget entry 1: unknown statistic 'p95_ms': *"),
-        (("--bench-regression=missing.json",), "ERROR: missing.json: baseline not found: neither a file nor a saved run*"),
-        (("--bench-regression=corrupt.json",), "ERROR: corrupt.json: not a pytest-benchmark JSON file: Expecting value*"),
+        (("--bench-regression=missing.json",),
+         "ERROR: --bench-regression: missing.json: not found: neither a file nor a saved run*"),
+        (("--bench-regression=corrupt.json",),
+         "ERROR: --bench-regression: corrupt.json: not valid JSON (Expecting value at line 1 column 1)"),
         (("--bench-regression=nodata.json",),
          "ERROR: nodata.json: test_latency[[]x[]] has no per-round samples (stats.data): save the baseline again "
          "with --benchmark-save and --bench-save-samples on, the default (or --benchmark-json)"),

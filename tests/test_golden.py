@@ -106,6 +106,16 @@ def _close(a: object, b: object) -> bool:
     return a == b
 
 
+def _differences(a: object, b: object, where: str = "") -> list[str]:
+    """Where two JSON values differ (a path per difference), for a readable failure."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{where}.{k}: only now" for k in a.keys() - b.keys()] + [f"{where}.{k}: only golden" for k in b.keys() - a.keys()]
+        return out + [d for k in a.keys() & b.keys() for d in _differences(a[k], b[k], f"{where}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for n, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{where}[{n}]")]
+    return [] if _close(a, b) else [f"{where}: now {a!r}, golden {b!r}"]
+
+
 def _benchmarks(path: Path) -> list[dict]:
     """What the golden JSON holds of a run: each benchmark, its CPU's name masked."""
     out = []
@@ -150,7 +160,8 @@ def _check(name: str, actual: object) -> None:
     if isinstance(actual, str):
         assert actual == expected, f"{name} differs from the golden file (GOLDEN_UPDATE=1 rewrites it)"
     else:
-        assert _close(actual, json.loads(expected)), f"{name} differs from the golden file (GOLDEN_UPDATE=1 rewrites it)"
+        differences = _differences(actual, json.loads(expected))
+        assert not differences, f"{name} differs from the golden file (GOLDEN_UPDATE=1 rewrites it): {differences[:12]}"
 
 
 @pytest.fixture(scope="module")

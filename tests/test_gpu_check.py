@@ -23,7 +23,7 @@ def bench(dtype="fp32", fmt="contiguous", executor="eager", ms=10.0, cudnn=False
         "group": group,
         "name": f"test_latency[{group}-{scope}{'-' + module if module else ''}]",
         "stats": {"median": ms / 1e3, "mean": ms / 1e3, "stddev": 0.0, "rounds": 5},
-        "extra_info": {"model": "resnet50", "input": inp, "scope": scope, "module": module, "dtype": dtype,
+        "extra_info": {"model": "resnet50", "input": inp, "device": "cuda", "scope": scope, "module": module, "dtype": dtype,
                        "memory_format": fmt, "executor": executor, "fold_bn": fold, "cudnn_benchmark": cudnn,
                        "compile_mode": mode, "timer": timer, "gpu_ms": ms / 2},
     }

@@ -1,24 +1,26 @@
-"""Latency, host time and GPU time kept apart: the fake clock's host and device streams, the gated passes, the gate's
-check that it held, launch_bound from the two device figures; the real CUDA gate where CUDA is."""
+"""Latency, host time and GPU time kept apart: the fake clock's host and device streams, the held passes, the stream
+hold's check that it held, launch_bound from the two device figures; the real CUDA hold where CUDA is."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from fixtures.contract import extra_info
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.measurement import Measurement
-from fixtures.render import summary_table
-from fixtures.runner import GroupResult, GroupRunner, Plan, Samples
+from fixtures.render.terminal import summary_table
+from fixtures.runner import GroupResult, GroupRunner, Samples
 from fixtures.timers import FakeClock, PerfCounterClock
 from fixtures.zoo import parse_input
-from stubs import ResNetStub
+from stubs import ResNetStub, context, group_record
+from stubs import plan as make_plan
 
 # Exact in binary floating point, and all different: a figure read from the wrong stream can't pass by coincidence.
-TICK = 2.0**-10  # device step of an ungated pass (latency)
+TICK = 2.0**-10  # device step of an unheld pass (latency)
 HOST = 3 * 2.0**-10  # host step
-GPU = 2.0**-11  # device step after a gate (GPU execution)
-FLOOR = 100e-6  # the gate's floor (runner.GATE_FLOOR_S)
+GPU = 2.0**-11  # device step after a hold (GPU execution)
+FLOOR = 100e-6  # the hold's floor (timers.HOLD_FLOOR_S)
 TINY = parse_input("1x3x64x64")
 GROUP = GroupKey("resnet18", TINY, "cpu")
 PARTS = ["conv1", "layer1", "layer1.0", "layer1.1"]
@@ -26,7 +28,7 @@ PARTS = ["conv1", "layer1", "layer1.0", "layer1.1"]
 
 
 def run(modules, clock, **plan):
-    runner = GroupRunner(Plan(**{"warmup": 0, **plan}), clock_factory=lambda device: clock,
+    runner = GroupRunner(make_plan(**{"warmup": 0, **plan}), clock_factory=lambda device: clock,
                          model_factory=lambda name: ResNetStub())
     return runner.run(GROUP, modules)
 
@@ -37,28 +39,28 @@ def test_fake_clock_keeps_host_and_device_apart():
     a, b = clock.mark(), clock.mark()
     assert (clock.seconds(a, b), b.host - a.host) == (TICK, HOST)
     clock.start_pass()
-    gate = clock.gate(5 * TICK)
+    hold = clock.hold(5 * TICK)
     c, d = clock.mark(), clock.mark()
-    assert clock.seconds(gate, c) == 5 * TICK + GPU  # the hold, then the begin mark's GPU step
-    assert (clock.seconds(c, d), d.host - c.host, c.host - gate.host) == (GPU, HOST, HOST)
-    assert clock.gate_requests == [5 * TICK] and clock.gates
+    assert clock.seconds(hold, c) == 5 * TICK + GPU  # the hold, then the begin mark's GPU step
+    assert (clock.seconds(c, d), d.host - c.host, c.host - hold.host) == (GPU, HOST, HOST)
+    assert clock.hold_requests == [5 * TICK] and clock.holds
     # Without host_steps the host follows the device (the clock the existing tests were written for); no gpu_steps,
-    # no gating, as on a CPU.
+    # no holding, as on a CPU.
     plain = FakeClock((TICK, 3 * TICK))
     e, f = plain.mark(), plain.mark()
-    assert (plain.seconds(e, f), f.host - e.host, plain.gates) == (3 * TICK, 3 * TICK, False)
-    assert PerfCounterClock.gates is False
+    assert (plain.seconds(e, f), f.host - e.host, plain.holds) == (3 * TICK, 3 * TICK, False)
+    assert PerfCounterClock.holds is False
 
 
 @pytest.fixture(scope="module")
 def gated():
-    """Two rounds of a gating fake clock over the whole model and four in-situ modules (shared: forwards cost)."""
+    """Two rounds of a holding fake clock over the whole model and four in-situ modules (shared: forwards cost)."""
     clock = FakeClock((TICK,), host_steps=(HOST,), gpu_steps=(GPU,))
     return run(["", *PARTS], clock, rounds=2), clock
 
 
 def test_runner_records_device_time_host_time_and_gpu_time_from_their_own_streams(gated):
-    """Fails if host seconds are recorded as device samples, latency as GPU time, or a gated pass as the latency."""
+    """Fails if host seconds are recorded as device samples, latency as GPU time, or a held pass as the latency."""
     result, _ = gated
     whole = result.samples[""]
     assert (whole.device_s, whole.host_s, whole.gpu_s) == ([TICK] * 2, [HOST] * 2, [GPU] * 2)
@@ -67,78 +69,79 @@ def test_runner_records_device_time_host_time_and_gpu_time_from_their_own_stream
     layer1 = result.samples["layer1"]
     assert (layer1.device_s, layer1.host_s, layer1.gpu_s) == ([5 * TICK] * 2, [5 * HOST] * 2, [5 * GPU] * 2)
     assert result.samples["layer1.1"].gpu_s == [GPU] * 2
-    # The instrumented pass (10 marks) is timed ungated; the gated twins don't enter it, nor the latency.
-    assert result.instrumented_s == [9 * TICK] * 2 and result.gate_leaks == 0
+    # The instrumented pass (10 marks) is timed unheld; the held twins don't enter it, nor the latency.
+    assert result.instrumented_s == [9 * TICK] * 2 and result.hold_leaks == 0
 
 
-def test_each_gate_is_sized_from_the_host_time_of_the_same_pass_ungated(gated):
+def test_each_hold_is_sized_from_the_host_time_of_the_same_pass_unheld(gated):
     _, clock = gated
-    # Clean pass: one host step begin → end; instrumented pass: 9. The gate is twice that plus the floor.
-    assert clock.gate_requests == [2 * HOST + FLOOR, 2 * 9 * HOST + FLOOR] * 2
+    # Clean pass: one host step begin → end; instrumented pass: 9. The hold is twice that plus the floor.
+    assert clock.hold_requests == [2 * HOST + FLOOR, 2 * 9 * HOST + FLOOR] * 2
 
 
-def test_a_gate_that_ends_too_early_is_caught_and_widened():
-    # hold 0.5: the spin lasts half what was asked. The first clean gate (2 host steps + floor) then ends before the
-    # host has issued the pass's two marks: that sample is dropped and the factor doubles, after which every gate holds.
-    clock = FakeClock((TICK,), host_steps=(HOST,), gpu_steps=(GPU,), hold=0.5)
+def test_a_hold_that_ends_too_early_is_caught_and_widened():
+    # hold_ratio 0.5: the spin lasts half what was asked. The first clean hold (2 host steps + floor) then ends before
+    # the host has issued the pass's two marks: that sample is dropped and the factor doubles, after which every hold
+    # holds.
+    clock = FakeClock((TICK,), host_steps=(HOST,), gpu_steps=(GPU,), hold_ratio=0.5)
     result = run(["", "conv1"], clock, rounds=2)
-    assert result.gate_leaks == 1
+    assert result.hold_leaks == 1
     assert result.samples[""].gpu_s == [GPU]
     assert result.samples["conv1"].gpu_s == [GPU] * 2
     # The instrumented pass has 4 marks: 3 host steps begin → end.
-    assert clock.gate_requests == [2 * HOST + FLOOR, 4 * 3 * HOST + FLOOR] * 1 + [4 * HOST + FLOOR, 4 * 3 * HOST + FLOOR]
+    assert clock.hold_requests == [2 * HOST + FLOOR, 4 * 3 * HOST + FLOOR] * 1 + [4 * HOST + FLOOR, 4 * 3 * HOST + FLOOR]
 
 
-def test_rounds_count_only_the_ungated_clean_passes():
-    # max_time of 3 clean passes: the gated passes (half a tick each here) don't bring the end nearer.
+def test_rounds_count_only_the_unheld_clean_passes():
+    # max_time of 3 clean passes: the held passes (half a tick each here) don't bring the end nearer.
     clock = FakeClock((TICK,), host_steps=(HOST,), gpu_steps=(GPU,))
     result = run([""], clock, min_rounds=1, max_time=3 * TICK)
     assert result.rounds == 3 and result.samples[""].gpu_s == [GPU] * 3
 
 
-def test_a_gate_that_never_holds_gives_no_gpu_figure():
+def test_a_hold_that_never_holds_gives_no_gpu_figure():
     # A spin that holds nothing never passes the check: no GPU figure at all rather than a wrong one.
-    clock = FakeClock((TICK,), host_steps=(HOST,), gpu_steps=(GPU,), hold=0.0)
+    clock = FakeClock((TICK,), host_steps=(HOST,), gpu_steps=(GPU,), hold_ratio=0.0)
     result = run([""], clock, rounds=3)
-    assert result.samples[""].gpu_s == [] and result.gate_leaks == 3
-    assert clock.gate_requests == [2 * HOST + FLOOR, 4 * HOST + FLOOR, 8 * HOST + FLOOR]
+    assert result.samples[""].gpu_s == [] and result.hold_leaks == 3
+    assert clock.hold_requests == [2 * HOST + FLOOR, 4 * HOST + FLOOR, 8 * HOST + FLOOR]
 
 
 def test_gpu_ms_and_launch_bound_reach_extra_info_and_the_summary(gated):
     result, _ = gated
-    info = Measurement.from_group(CaseSpec(GROUP, "model"), result, device_name="fake GPU", threads=1).extra_info()
-    assert (info["device_ms"], info["host_ms"], info["gpu_ms"], info["gpu_rounds"]) == (
+    info = extra_info(Measurement.from_group(CaseSpec(GROUP, "model"), result, context("fake GPU")))
+    assert (info["p50_ms"], info["host_ms"], info["gpu_ms"], info["gpu_rounds"]) == (
         TICK * 1e3, HOST * 1e3, GPU * 1e3, 2
     )
     assert info["launch_bound"] is True  # latency is twice the GPU time
-    lines = summary_table([result]).splitlines()
-    assert "median ms    GPU ms    leaks" in lines[0]
+    lines = summary_table([group_record(result)]).splitlines()
+    assert "median ms    GPU ms    hold leaks" in lines[0]
     row = next(line for line in lines if line.startswith("resnet18"))  # a long group id wraps onto the next line
     assert row.split()[2:5] == [f"{TICK * 1e3:.3f}", f"{GPU * 1e3:.3f}", "0"]
-    # Nothing gated (a CPU): no GPU columns, no GPU figure, no verdict.
+    # Nothing held (a CPU): no GPU columns, no GPU figure, no verdict.
     cpu = GroupResult(GROUP, "perf_counter", 0, 1, {"": Samples([TICK], [TICK])}, result.info, [], 0.0)
-    assert "GPU" not in summary_table([cpu])
-    plain = Measurement.from_group(CaseSpec(GROUP, "model"), cpu, device_name="cpu", threads=1).extra_info()
+    assert "GPU" not in summary_table([group_record(cpu)])
+    plain = extra_info(Measurement.from_group(CaseSpec(GROUP, "model"), cpu, context()))
     assert (plain["gpu_ms"], plain["launch_bound"]) == (None, None)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_gate_separates_gpu_time_from_launch_time():
+def test_cuda_hold_separates_gpu_time_from_launch_time():
     """On a GPU: many tiny kernels are launch-bound (latency well above GPU time); a big matmul is not."""
-    from fixtures.runner import Gate, timed_pass
-    from fixtures.timers import CudaEventClock
+    from fixtures.runner import timed_pass
+    from fixtures.timers import CudaEventClock, StreamHold
 
     clock = CudaEventClock("cuda")
     small = torch.ones(8, device="cuda")
     big = torch.randn(4096, 4096, device="cuda")
-    gate = Gate()
+    gate = StreamHold()
 
     def tiny_kernels():
         for _ in range(200):
             small.add_(1)
 
     for work, launch_bound in ((tiny_kernels, True), (lambda: big @ big, False)):
-        for _ in range(3):  # warm up: the kernels load, the gate calibrates
+        for _ in range(3):  # warm up: the kernels load, the hold calibrates
             _, begin, end = timed_pass(clock, work)
             timed_pass(clock, work, gate.seconds(end.host - begin.host))
         _, begin, end = timed_pass(clock, work)
@@ -152,9 +155,10 @@ def test_cuda_gate_separates_gpu_time_from_launch_time():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_run_records_gpu_time_for_the_model_and_its_stages():
-    result = GroupRunner(Plan(warmup=3, rounds=5)).run(GroupKey("resnet18", TINY, "cuda"), ["", "conv1", "layer1"])
+    result = GroupRunner(make_plan("cuda", warmup=3, rounds=5)).run(GroupKey("resnet18", TINY, "cuda"),
+                                                                     ["", "conv1", "layer1"])
     assert result.timer == "cuda_event"
-    assert len(result.samples[""].gpu_s) + result.gate_leaks >= 5
+    assert len(result.samples[""].gpu_s) + result.hold_leaks >= 5
     assert all(0 < g for g in result.samples[""].gpu_s)
     # A 64x64 resnet18 is launch-bound on any current GPU: the GPU works far less than the latency.
     import statistics

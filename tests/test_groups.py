@@ -18,7 +18,8 @@ from fixtures.runner import GroupRunner, Plan
 from fixtures.session import ProfileSession
 from fixtures.timers import FakeClock
 from fixtures.zoo import parse_input
-from stubs import ResNetStub
+from stubs import ResNetStub, plan as make_plan
+from stubs import settings as default_settings
 
 TINY = parse_input("1x3x64x64")
 
@@ -45,7 +46,8 @@ def tiny_runner(backend=None, **plan) -> GroupRunner:
     plan = {"warmup": 0, "rounds": 1, **plan}
     if backend is not None:
         plan["compile_backend"] = backend
-    return GroupRunner(Plan(**plan), clock_factory=lambda device: FakeClock(), model_factory=lambda name: ResNetStub())
+    return GroupRunner(make_plan(**plan), clock_factory=lambda device: FakeClock(),
+                       model_factory=lambda name: ResNetStub())
 
 
 def test_every_compile_group_compiles_its_own_graph_past_the_recompile_limit():
@@ -88,8 +90,8 @@ def test_warm_up_covers_what_each_executor_needs():
     group = GroupKey("resnet18", TINY, "cpu", executor="compile")
     result = tiny_runner(backend, compile_mode="reduce-overhead", rounds=2).run(group, [""])
     assert (result.warmup, backend.calls) == (3, 3 + 2)
-    settings = Settings(("resnet18",), (TINY,), ("cpu",), ("model",), ("fp32",), ("contiguous",), ("compile",),
-                        "reduce-overhead", False, False, None, 0, 1, None, 0)
+    settings = default_settings(models=("resnet18",), inputs=(TINY,), devices=("cpu",), scopes=("model",),
+                                executors=("compile",), compile_mode="reduce-overhead", warmup=0, rounds=1)
     note = ProfileSession(settings).warmup_note(group)
     assert note == ("warm-up 3 (not 0: compile reduce-overhead needs 3 warm-up calls (compile and warm up, record the "
                     "CUDA graph, replay))")
@@ -137,7 +139,7 @@ def test_cuda_groups_leave_no_memory_behind(executor):
     allocated, reserved = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
     group = GroupKey("resnet18", TINY, "cuda", "bf16", "channels_last", executor)
     for _ in range(2):
-        GroupRunner(Plan(warmup=3, rounds=3)).run(group, [""])
+        GroupRunner(make_plan("cuda", warmup=3, rounds=3)).run(group, [""])
         assert torch.cuda.memory_allocated() <= allocated
         assert torch.cuda.memory_reserved() <= reserved + 2**20  # the cache was emptied
 
@@ -146,8 +148,8 @@ def test_cuda_groups_leave_no_memory_behind(executor):
 
 
 def settings(devices=("cpu", "cuda")) -> Settings:
-    return Settings(("resnet18",), (TINY,), devices, ("model",), ("fp32",), ("contiguous",), ("eager",), "default",
-                    False, False, None, 0, 1, None, 0)
+    return default_settings(models=("resnet18",), inputs=(TINY,), devices=devices, scopes=("model",), warmup=0,
+                            rounds=1)
 
 
 class FailingRunner:
@@ -222,7 +224,7 @@ def test_a_sticky_cuda_error_fails_the_later_cuda_groups_at_once_and_spares_the_
     )
     # A CPU group still runs and is measured; its memory report is still made.
     measurement = session.measure(CaseSpec(GroupKey("resnet18", TINY, "cpu"), "model"))
-    assert len(measurement.device_s) == 1 and measurement.memory is not None
+    assert len(measurement.device_s) == 1 and measurement.context.memory is not None
     assert FailingRunner.runs == ["resnet18-1x3x64x64-cuda", "resnet18-1x3x64x64-cpu"]
     # The memory probe of a CUDA group is not attempted either.
     report = session.memory(GroupKey("resnet50", TINY, "cuda"))

@@ -5,26 +5,20 @@ from __future__ import annotations
 import json
 import math
 
+from fixtures.contract import extra_info
 from fixtures.matrix import CaseSpec, GroupKey
-from fixtures.measurement import Measurement
-from fixtures.runner import ModuleInfo
+from fixtures.module_shapes import ModuleInfo
+from fixtures.stats import median, percentiles
 from fixtures.zoo import parse_input
+from stubs import measurement
 
 SAMPLES = (0.004, 0.001, 0.003, 0.002, 0.010, 0.005, 0.006, 0.007, 0.008, 0.009)
 
 
 def make(samples=SAMPLES, size="2x3x64x64"):
     spec = CaseSpec(GroupKey("resnet18", parse_input(size), "cpu"), "block", "layer3.1")
-    return Measurement(
-        spec=spec,
-        device_s=samples,
-        host_s=samples,
-        timer="perf_counter",
-        warmup=2,
-        info=ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234),
-        device_name="Some CPU",
-        threads=2,
-    )
+    return measurement(spec, samples, timer="perf_counter", warmup=2, info=ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234),
+                       device_name="Some CPU", threads=2)
 
 
 def percentile(values, q):
@@ -36,7 +30,7 @@ def percentile(values, q):
 
 
 def test_percentiles_and_fps_match_an_independent_computation():
-    info = make().extra_info()
+    info = extra_info(make())
     assert math.isclose(info["p50_ms"], 5.5)
     assert math.isclose(info["p90_ms"], percentile(SAMPLES, 90) * 1e3)
     assert math.isclose(info["p99_ms"], percentile(SAMPLES, 99) * 1e3)
@@ -45,8 +39,15 @@ def test_percentiles_and_fps_match_an_independent_computation():
     assert math.isclose(info["fps"], 2 / 0.0055)
 
 
+def test_the_one_percentile_function_matches_an_independent_computation():
+    for values in (SAMPLES, SAMPLES[:7], (0.3,), (0.2, 0.1)):
+        for q in (0, 10, 50, 90, 99, 100):
+            assert math.isclose(percentiles(values, (q,))[0], percentile(values, q)), (values, q)
+    assert median((0.004, 0.001, 0.003, 0.002)) == 0.0025
+
+
 def test_extra_info_carries_the_contract():
-    info = make().extra_info()
+    info = extra_info(make())
     assert {k: info[k] for k in ("model", "input", "input_shape", "device", "device_name", "scope", "module")} == {
         "model": "resnet18",
         "input": "2x3x64x64",
@@ -69,19 +70,17 @@ def test_record_hands_every_sample_to_pytest_benchmark(pytester, monkeypatch):
     import os
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    monkeypatch.setenv("PYTHONPATH", root)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join((root, os.path.join(root, "tests"))))
     pytester.makepyfile(
         """
-        from fixtures.measurement import Measurement, record
+        from fixtures.contract import record
         from fixtures.matrix import CaseSpec, GroupKey
-        from fixtures.runner import ModuleInfo
         from fixtures.zoo import parse_input
+        from stubs import measurement
 
         def test_x(benchmark):
             spec = CaseSpec(GroupKey("resnet18", parse_input("1x3x64x64"), "cpu"), "model")
-            samples = (0.5, 0.25, 0.75)
-            m = Measurement(spec, samples, samples, "fake", 0, ModuleInfo((1,), (1,), 0), "cpu", 1)
-            record(benchmark, m)
+            record(benchmark, measurement(spec, (0.5, 0.25, 0.75), timer="fake"))
         """
     )
     result = pytester.runpytest_subprocess("--benchmark-json=out.json", "-p", "no:cacheprovider")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.contract import extra_info, record
 from fixtures.matrix import CaseSpec, GroupKey
-from fixtures.measurement import Measurement, record
+from fixtures.measurement import Measurement
 from fixtures.memory import MIB, ForwardMemory, MemoryReport, Peak, StaticMemory, TensorRow
-from fixtures.runner import GroupResult, ModuleInfo, Samples
+from fixtures.module_shapes import ModuleInfo
+from fixtures.runner import GroupResult, Samples
 from fixtures.zoo import parse_input
+from stubs import context, measurement
 
 GROUP = GroupKey("resnet18", parse_input("2x3x64x64"), "cuda", "bf16", "channels_last", "eager")
 DEVICE = (0.004, 0.001, 0.003, 0.002)  # seconds per round
@@ -17,10 +20,9 @@ HOST = (0.0005, 0.0006, 0.0007, 0.0008)  # launch-bound below 2.5 ms of device t
 
 def measured(**fields) -> Measurement:
     spec = CaseSpec(GROUP, "block", "layer3.1")
-    return Measurement(
-        spec=spec, device_s=DEVICE, host_s=HOST, timer="cuda_event", warmup=25,
-        info=ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234), device_name="NVIDIA H200", threads=8, **fields,
-    )
+    return measurement(spec, DEVICE, HOST, timer="cuda_event", warmup=25,
+                       info=ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234), device_name="NVIDIA H200", threads=8,
+                       **fields)
 
 
 def test_from_group_takes_the_cases_share_of_the_group():
@@ -31,17 +33,16 @@ def test_from_group_takes_the_cases_share_of_the_group():
         instrumented_s=[1.0] * 4, wall_s=3.0, compile_s=1.5,
     )
     spec = CaseSpec(GROUP, "block", "layer3.1")
-    m = Measurement.from_group(spec, result, device_name="NVIDIA H200", threads=8, flops=7)
-    assert m == Measurement(
-        spec=spec, device_s=DEVICE, host_s=HOST, timer="cuda_event", warmup=25,
-        info=ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234), device_name="NVIDIA H200", threads=8, flops=7,
-        compile_s=1.5,
-    )
+    m = Measurement.from_group(spec, result, context("NVIDIA H200", 8, flops=7))
+    assert m == measurement(spec, DEVICE, HOST, timer="cuda_event", warmup=25,
+                            info=ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234), device_name="NVIDIA H200",
+                            threads=8, flops=7, compile_s=1.5)
 
 
 def test_every_extra_info_value():
-    info = measured(flops=10**9, peak_tflops=500.0, compile_s=1.5, fold_bn=True, compile_mode="max-autotune",
-                    gpu_s=(0.0021, 0.0023, 0.0022), cudnn_benchmark=True, peak_row="*H200* bf16", device_index=0).extra_info()
+    info = extra_info(measured(flops=10**9, peak_tflops=500.0, compile_s=1.5, fold_bn=True, compile_mode="max-autotune",
+                               gpu_s=(0.0021, 0.0023, 0.0022), cudnn_benchmark=True, peak_row="*H200* bf16",
+                               device_index=0))
     median_s = 0.0025  # of 1, 2, 3, 4 ms
     expected = {
         "model": "resnet18", "input": "2x3x64x64", "input_shape": [2, 3, 64, 64], "device": "cuda",
@@ -50,7 +51,7 @@ def test_every_extra_info_value():
         "p50_ms": 2.5, "p90_ms": 3.7, "p99_ms": 3.97, "fps": 2 / 0.0025, "dtype": "bf16", "dtype_method": "converted",
         "memory_format": "channels_last", "executor": "eager", "fold_bn": True, "compile_s": 1.5,
         "compile_mode": "max-autotune", "threads": 8, "flops": 10**9, "tflops_per_s": 1e9 / median_s / 1e12,
-        "peak_pct": 100 * (1e9 / median_s / 1e12) / 500.0, "device_ms": 2.5, "host_ms": 0.65,
+        "peak_pct": 100 * (1e9 / median_s / 1e12) / 500.0, "host_ms": 0.65,
         # GPU time 2.2 ms: the 2.5 ms latency is 1.136x it, past the 1.10 launch-bound ratio.
         "gpu_ms": 2.2, "gpu_rounds": 3, "launch_bound": True, "cudnn_benchmark": True, "peak_row": "*H200* bf16",
         "device_index": 0,
@@ -65,19 +66,18 @@ def test_extra_info_without_flops_or_peak_and_with_memory():
     static = StaticMemory((TensorRow("w", "parameter", (4,), "float32", 3_000_000, 12 * MIB),
                            TensorRow("x", "input", (4,), "float32", 1_000_000, 4 * MIB)))
     memory = MemoryReport(GROUP, static, ForwardMemory("cuda", Peak(16 * MIB, 48 * MIB)))
-    info = measured(memory=memory).extra_info()
+    info = extra_info(measured(memory=memory))
     assert (info["tflops_per_s"], info["peak_pct"], info["compile_mode"], info["fold_bn"]) == (None, None, None, False)
     assert {k: info[k] for k in ("peak_mib", "activation_mib", "memory_tool", "allocated_mib", "params_m", "tensors_m")} \
         == {"peak_mib": 64.0, "activation_mib": 48.0, "memory_tool": "cuda", "allocated_mib": 16.0, "params_m": 3.0,
             "tensors_m": 4.0}
-    zero = Measurement(measured().spec, (0.0,), (0.0,), "perf_counter", 0, ModuleInfo((1,), (1,), 0), "cpu", 1)
-    assert zero.extra_info()["fps"] is None and zero.extra_info()["launch_bound"] is None
+    zero = measurement(measured().spec, (0.0,))
+    assert extra_info(zero)["fps"] is None and extra_info(zero)["launch_bound"] is None
     # Launch-bound is latency against GPU time (never host time): none without GPU time, and 1.10x is not past it.
-    slow_host = Measurement(measured().spec, (0.001,), (0.002,), "cuda_event", 0, ModuleInfo((1,), (1,), 0), "x", 1)
-    assert slow_host.extra_info()["launch_bound"] is None
-    at_ratio = Measurement(measured().spec, (0.0011,), (0.0001,), "cuda_event", 0, ModuleInfo((1,), (1,), 0), "x", 1,
-                           gpu_s=(0.001,))
-    assert at_ratio.extra_info()["launch_bound"] is False
+    slow_host = measurement(measured().spec, (0.001,), (0.002,), timer="cuda_event", device_name="x")
+    assert extra_info(slow_host)["launch_bound"] is None
+    at_ratio = measurement(measured().spec, (0.0011,), (0.0001,), timer="cuda_event", device_name="x", gpu_s=(0.001,))
+    assert extra_info(at_ratio)["launch_bound"] is False
 
 
 class FakeBenchmark:
@@ -106,7 +106,7 @@ def test_record_hands_over_device_seconds_never_host_seconds():
     assert benchmark.group == GROUP.id == "resnet18-2x3x64x64-cuda-bf16-channels_last"
     assert benchmark._mode == "resnet-profile"
     assert benchmark.options == {"timer": "cuda_event", "warmup": 25}
-    assert benchmark.extra_info == measured().extra_info()
+    assert benchmark.extra_info == extra_info(measured())
     disabled = FakeBenchmark(disabled=True)
     record(disabled, measured())
     assert disabled.rounds == [] and disabled.iterations is None and disabled.extra_info["module"] == "layer3.1"

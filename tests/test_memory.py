@@ -12,7 +12,7 @@ import torchvision
 
 from fixtures.matrix import GroupKey
 from fixtures.memory import MIB, measure_forward, static_memory
-from fixtures.render import memory_text
+from fixtures.render.files import memory_text
 from fixtures.zoo import NAMED_INPUTS, STAGES, parse_input
 
 # The reference README's Memory Report: Allocated Memory (MB), # Params (M), # Tensors (M). Its counts are truncated to

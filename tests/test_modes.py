@@ -9,11 +9,13 @@ import torch
 
 from fixtures.efficiency import peak_lookup, peak_pct, peak_tflops, tflops_per_s
 from fixtures.flops import flops_by_module
+from fixtures.contract import extra_info
 from fixtures.matrix import CaseSpec, GroupKey
-from fixtures.measurement import Measurement
 from fixtures.modes import fold_batchnorm, not_in_situ, unsupported
-from fixtures.runner import GroupRunner, ModuleInfo, Plan
+from fixtures.runner import GroupRunner
 from fixtures.zoo import STAGES, build_model, parse_input
+from stubs import measurement as record_of
+from stubs import plan
 
 TINY = parse_input("1x3x64x64")
 
@@ -76,29 +78,29 @@ def test_combinations_that_cannot_run_say_why():
 
 def measurement(timer, device_s, host_s, flops=0, peak=None, gpu_s=()):
     spec = CaseSpec(GroupKey("resnet50", TINY, "cuda", "bf16", "channels_last"), "stage", "layer3")
-    return Measurement(spec, device_s, host_s, timer, 0, ModuleInfo((1,), (1,), 0), "NVIDIA H200", 8, flops, peak,
-                       gpu_s=gpu_s)
+    return record_of(spec, device_s, host_s, timer=timer, gpu_s=gpu_s, device_name="NVIDIA H200", threads=8,
+                     flops=flops, peak_tflops=peak)
 
 
 def test_launch_bound_is_latency_more_than_ten_percent_above_gpu_time():
     # GPU-bound: 4 ms of latency, 3.7 ms of GPU time — within the 10 % margin; the host's 1 ms doesn't enter the verdict.
-    gpu_bound = measurement("cuda_event", (0.004,) * 3, (0.001, 0.001, 0.002), gpu_s=(0.0037,) * 3).extra_info()
-    assert (gpu_bound["device_ms"], gpu_bound["host_ms"]) == (4.0, 1.0)
+    gpu_bound = extra_info(measurement("cuda_event", (0.004,) * 3, (0.001, 0.001, 0.002), gpu_s=(0.0037,) * 3))
+    assert (gpu_bound["p50_ms"], gpu_bound["host_ms"]) == (4.0, 1.0)
     assert gpu_bound["gpu_ms"] == pytest.approx(3.7) and gpu_bound["gpu_rounds"] == 3
     assert gpu_bound["launch_bound"] is False
     # Launch-bound: the GPU works 1 ms of a 3 ms latency, even though the host took less than the latency to issue it.
-    launch = measurement("cuda_event", (0.003,) * 3, (0.002,) * 3, gpu_s=(0.001,) * 3).extra_info()
+    launch = extra_info(measurement("cuda_event", (0.003,) * 3, (0.002,) * 3, gpu_s=(0.001,) * 3))
     assert launch["launch_bound"] is True and launch["gpu_ms"] == pytest.approx(1.0)
     # The threshold itself: 9 % above GPU time is not launch-bound, 11 % is.
     assert measurement("cuda_event", (0.00109,), (0.001,), gpu_s=(0.001,)).launch_bound is False
     assert measurement("cuda_event", (0.00111,), (0.001,), gpu_s=(0.001,)).launch_bound is True
     # No GPU time (a CPU, or no gated pass held): no verdict, and no gpu_ms.
-    cpu = measurement("perf_counter", (0.001,), (0.001,)).extra_info()
+    cpu = extra_info(measurement("perf_counter", (0.001,), (0.001,)))
     assert (cpu["gpu_ms"], cpu["gpu_rounds"], cpu["launch_bound"]) == (None, 0, None)
 
 
 def test_efficiency_in_extra_info():
-    info = measurement("cuda_event", (0.002, 0.002, 0.002), (0.001,) * 3, flops=4_000_000_000_000, peak=1000.0).extra_info()
+    info = extra_info(measurement("cuda_event", (0.002,) * 3, (0.001,) * 3, flops=4_000_000_000_000, peak=1000.0))
     assert info["flops"] == 4_000_000_000_000
     assert math.isclose(info["tflops_per_s"], 2000.0)  # 4 TFLOP in 2 ms
     assert math.isclose(info["peak_pct"], 200.0)
@@ -127,7 +129,7 @@ def test_folding_batchnorm_keeps_the_output():
 @pytest.mark.parametrize(("dtype", "memory_format"), [("bf16", "channels_last"), ("fp16", "contiguous")])
 def test_modes_run_on_cpu(dtype, memory_format):
     group = GroupKey("resnet18", TINY, "cpu", dtype, memory_format)
-    result = GroupRunner(Plan(warmup=1, rounds=2)).run(group, ["", "layer1", "layer1.0"])
+    result = GroupRunner(plan(warmup=1, rounds=2)).run(group, ["", "layer1", "layer1.0"])
     assert set(result.samples) == {"", "layer1", "layer1.0"}
     assert all(len(s.device_s) == 2 for s in result.samples.values())
 
@@ -172,7 +174,7 @@ def test_modes_reach_the_ids_and_skips(pytester, monkeypatch):
 @pytest.mark.parametrize("executor", ["cuda_graph", "compile"])
 def test_cuda_executors_time_the_whole_model(executor):
     group = GroupKey("resnet18", TINY, "cuda", "bf16", "channels_last", executor)
-    result = GroupRunner(Plan(warmup=3, rounds=5)).run(group, [""])
+    result = GroupRunner(plan("cuda", warmup=3, rounds=5)).run(group, [""])
     assert len(result.samples[""].device_s) == 5 and result.timer == "cuda_event"
     assert (result.compile_s is not None) == (executor == "compile")
 

@@ -13,21 +13,20 @@ import numpy as np
 import pytest
 from scipy.stats import PermutationMethod, mannwhitneyu, rankdata
 
+from fixtures.contract import ContractError, differences, find_saved, load_run, parse_run
 from fixtures.options import parse_alpha, parse_bool, parse_percent
 from fixtures.regression import (
     EXACT_MAX_PAIRS,
+    Baseline,
     BaselineError,
     RegressionPolicy,
     bh_level,
     compare,
     exact_p_value,
-    load_baseline,
-    machine_differences,
     p_floor,
-    parse_baseline,
-    resolve_baseline,
     u_test,
 )
+from fixtures.render.terminal import failure_line
 
 POLICY = RegressionPolicy(threshold=0.10, alpha=0.01)
 
@@ -191,12 +190,12 @@ def test_identical_constant_rounds_are_no_evidence():
 
 def test_flag_line_names_medians_change_method_and_p_value():
     result = compare("t", [0.010, 0.011, 0.012, 0.013, 0.014], [0.020, 0.021, 0.022, 0.023, 0.024], POLICY, "base.json")
-    assert result.long_repr == (
+    assert failure_line(result) == (
         "regressed: median 12.000 ms (baseline) -> 22.000 ms (+83.3% > 10%), one-sided Mann-Whitney U p=0.004 (exact) "
         "< alpha 0.01 (5 vs 5 rounds) [baseline base.json]"
     )
     shared = dataclasses.replace(result, level=0.01 * 120 / 234, cases=234)
-    assert shared.long_repr == (
+    assert failure_line(shared) == (
         "regressed: median 12.000 ms (baseline) -> 22.000 ms (+83.3% > 10%), one-sided Mann-Whitney U p=0.004 (exact) "
         "< 0.0051 (Benjamini-Hochberg: alpha 0.01 x 120/234 cases) (5 vs 5 rounds) [baseline base.json]"
     )
@@ -211,6 +210,10 @@ def saved(**stats_extra) -> dict:
     }
 
 
+def parse_baseline(text: str, source: str) -> Baseline:
+    return Baseline.of(parse_run(text, source))
+
+
 def test_baseline_samples_by_test_name():
     baseline = parse_baseline(json.dumps(saved(data=[0.01, 0.02])), "b.json")
     assert baseline.samples == {"test_latency[x]": (0.01, 0.02)}
@@ -223,10 +226,9 @@ def test_baseline_samples_by_test_name():
     [
         (json.dumps(saved()), "b.json: test_latency[x] has no per-round samples (stats.data): save the baseline again "
                               "with --benchmark-save and --bench-save-samples on, the default (or --benchmark-json)"),
-        ("{not json", "b.json: not a pytest-benchmark JSON file: Expecting property name enclosed in double quotes: "
-                      "line 1 column 2 (char 1)"),
-        ("[]", "b.json: not a pytest-benchmark JSON file: no 'benchmarks' list"),
-        (json.dumps({"benchmarks": []}), "b.json: the baseline holds no benchmarks"),
+        ("{not json", "b.json: not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"),
+        ("[]", "b.json: not a pytest-benchmark JSON (no 'benchmarks' list)"),
+        (json.dumps({"benchmarks": []}), "b.json: no benchmarks in this run (an empty run)"),
         (json.dumps(saved(data=["x"])), "b.json: test_latency[x] has malformed stats.data: expected a list of seconds"),
         (json.dumps(saved(data=[])), "b.json: test_latency[x] has malformed stats.data: expected a list of seconds"),
         (json.dumps(saved(data=0.01)), "b.json: test_latency[x] has malformed stats.data: expected a list of seconds"),
@@ -239,50 +241,54 @@ def test_baseline_samples_by_test_name():
          "not-a-table", "no-stats", "no-name"],
 )
 def test_bad_baselines_give_one_line(text, message):
-    with pytest.raises(BaselineError) as error:
+    with pytest.raises(ContractError) as error:  # BaselineError, the gate's own, is one
         parse_baseline(text, "b.json")
     assert str(error.value) == message
+    assert isinstance(error.value, BaselineError) == ("no per-round samples" in message)
 
 
-def test_missing_baseline(tmp_path):
-    with pytest.raises(BaselineError, match=r"nope\.json: baseline file not found$"):
-        load_baseline(tmp_path / "nope.json")
-    with pytest.raises(BaselineError, match=r"^.*: can't read baseline: \[Errno 21\] Is a directory"):
-        load_baseline(tmp_path)
-    with pytest.raises(BaselineError, match=r"^0042: baseline not found"):
-        resolve_baseline("0042", None)
+def test_missing_saved_runs(tmp_path):
+    with pytest.raises(ContractError, match=r"nope\.json: no such file$"):
+        load_run(tmp_path / "nope.json")
+    with pytest.raises(ContractError, match=r"^.*: is a folder, not a JSON file$"):
+        load_run(tmp_path)
+    with pytest.raises(ContractError, match=r"^0042: not found"):
+        find_saved("0042", None)
 
     def rejects(value):
         raise ValueError("not a glob the storage understands")
 
-    with pytest.raises(BaselineError, match=r"^\[x: baseline not found: neither a file nor a saved run"):
-        resolve_baseline("[x", rejects)
+    with pytest.raises(ContractError, match=r"^\[x: not found: neither a file nor a saved run"):
+        find_saved("[x", rejects)
     file = tmp_path / "b.json"
     file.write_text(json.dumps(saved(data=[0.01])))
-    assert load_baseline(file).source == str(file)
-    with pytest.raises(BaselineError, match=r"^0042: baseline not found: neither a file nor a saved run"):
-        resolve_baseline("0042", lambda value: [])
+    assert load_run(file).source == str(file)
+    with pytest.raises(ContractError, match=r"^0042: not found: neither a file nor a saved run"):
+        find_saved("0042", lambda value: [])
 
 
-def test_baseline_from_a_file_or_the_storage(tmp_path):
+def test_a_saved_run_from_a_file_or_the_storage(tmp_path):
     file = tmp_path / "b.json"
     file.write_text("{}")
-    assert resolve_baseline(str(file), None) == file
+    assert find_saved(str(file), None) == file
     newest = [Path("x/0001_a.json"), Path("x/0002_b.json"), Path("x/0003_c.json")]
     asked = []
-    assert resolve_baseline("000", lambda value: asked.append(value) or newest) == Path("x/0003_c.json")
+    assert find_saved("000", lambda value: asked.append(value) or newest) == Path("x/0003_c.json")
     assert asked == ["000"]
 
 
-def test_machine_differences():
+def test_configuration_differences():
     info = saved()["machine_info"]
-    assert machine_differences(info, dict(info)) == []
-    assert machine_differences(info, {**info, "gpu": "NVIDIA H200", "torch": "2.15.0"}) == [
+    assert differences(info, dict(info)) == []
+    assert differences(info, {**info, "gpu": "NVIDIA H200", "torch": "2.15.0"}) == [
         "gpu: baseline None, now 'NVIDIA H200'",
         "torch: baseline '2.14.1', now '2.15.0'",
     ]
     # A 1-thread baseline against a 2-thread run is refused like another CPU.
-    assert machine_differences(info, {**info, "cpu_threads": 2}) == ["cpu_threads: baseline 1, now 2"]
+    assert differences(info, {**info, "cpu_threads": 2}) == ["cpu_threads: baseline 1, now 2"]
+    # A run saved by another suite names its CPU in py-cpuinfo's brand_raw: the same CPU is the same configuration.
+    theirs = {"cpu": {"brand_raw": "AMD EPYC"}, "gpu": None, "torch": "2.14.1", "cpu_threads": 1}
+    assert differences(theirs, info) == []
 
 
 def test_option_parsers():

@@ -93,13 +93,13 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _verdicts(storage: Path) -> dict[str, list[str]]:
-    history = build_history(load_storage(str(storage)), RegressionPolicy())
+    history = build_history(load_storage(str(storage)), RegressionPolicy(0.10, 0.01))
     return {t.bench.module or "model": [p.verdict for p in t.points] for t in history.trends}
 
 
 def test_history_points_and_marks(rendered: Path, tmp_path: Path) -> None:
     """Three points per case in datetime order; marked only where the rule holds, and only within one machine."""
-    history = build_history(load_storage(str(write_storage(tmp_path))), RegressionPolicy())
+    history = build_history(load_storage(str(write_storage(tmp_path))), RegressionPolicy(0.10, 0.01))
     assert len(history.trends) == len(RESNET18) == 19
     for trend in history.trends:
         assert [p.run.name for p in trend.points] == ["0001_a1.json", "0002_a2.json", "0001_b.json"]
@@ -140,7 +140,7 @@ def test_history_points_and_marks(rendered: Path, tmp_path: Path) -> None:
 def test_runs_without_samples_show_the_trend_without_verdict(tmp_path: Path) -> None:
     verdicts = _verdicts(write_storage(tmp_path, a2_data=False))
     assert verdicts["layer3.0"] == verdicts["conv1"] == [FIRST, NO_SAMPLES, FIRST]
-    history = build_history(load_storage(str(tmp_path)), RegressionPolicy())
+    history = build_history(load_storage(str(tmp_path)), RegressionPolicy(0.10, 0.01))
     report = Report(history.runs, (history.runs[-1],), history=history)
     page = render_page(report, with_charts=False)
     assert "Saved without per-round samples (--bench-save-samples off), so shown in the trends with no verdict: " \
@@ -321,7 +321,7 @@ def test_where_the_time_goes_section_from_top_ops(tmp_path: Path) -> None:
     for bench in run["benchmarks"]:
         info = bench["extra_info"]
         if info["module"] in ops:
-            info.update(top_ops=ops[info["module"]], device_ms=2.0, profiler_ms=2.1)
+            info.update(top_ops=ops[info["module"]], p50_ms=2.0, profiler_ms=2.1)
     path = tmp_path / "run.json"
     path.write_text(json.dumps(run))
     assert main([str(path), "--out", str(tmp_path / "out"), "--no-plots"]) == 0

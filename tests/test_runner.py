@@ -6,10 +6,13 @@ import pytest
 import torch
 import torchvision
 
-from fixtures.matrix import GroupKey, modules_for
-from fixtures.runner import GroupRunner, Plan
+from fixtures.matrix import GroupKey, Matrix, modules_for
+from fixtures.measurement import GroupRecord
+from fixtures.runner import GroupRunner
 from fixtures.timers import FakeClock
 from fixtures.zoo import STAGES, parse_input
+from stubs import plan as make_plan
+from stubs import settings
 
 TICK = 2.0**-10
 TINY = parse_input("1x3x64x64")
@@ -18,7 +21,7 @@ ALL = [*modules_for("resnet18", "model"), *modules_for("resnet18", "stage"), *mo
 
 
 def run(modules, **plan):
-    runner = GroupRunner(Plan(**{"warmup": 1, **plan}), clock_factory=lambda device: FakeClock((TICK,)))
+    runner = GroupRunner(make_plan(**{"warmup": 1, **plan}), clock_factory=lambda device: FakeClock((TICK,)))
     return runner.run(GROUP, modules)
 
 
@@ -69,21 +72,27 @@ def test_missing_cuda_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is present")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
-        GroupRunner(Plan(warmup=0, rounds=1)).run(GroupKey("resnet18", TINY, "cuda"), [""])
+        GroupRunner(make_plan("cuda", warmup=0, rounds=1)).run(GroupKey("resnet18", TINY, "cuda"), [""])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_run_times_with_events():
-    result = GroupRunner(Plan(warmup=3, rounds=5)).run(GroupKey("resnet18", TINY, "cuda"), ["", *STAGES])
+    result = GroupRunner(make_plan("cuda", warmup=3, rounds=5)).run(GroupKey("resnet18", TINY, "cuda"), ["", *STAGES])
     assert result.timer == "cuda_event"
     assert all(s > 0 for s in result.samples[""].device_s)
     assert len(result.samples["layer4"].device_s) == 5
 
 
-def test_summary_ratios_from_fake_clock_samples():
-    from fixtures.render import block_sum_ratio, hook_overhead, stage_sum_ratio, summary_table
+def record(result):
+    """The group's records, as the session makes them."""
+    specs = Matrix(("resnet18",), (TINY,), ("cpu",), ("model",)).specs(GROUP, list(result.samples))
+    return GroupRecord.of(specs, result, settings(), None)
 
-    result = run(ALL, rounds=3)
+
+def test_summary_ratios_from_fake_clock_samples():
+    from fixtures.render.terminal import block_sum_ratio, hook_overhead, stage_sum_ratio, summary_table
+
+    result = record(run(ALL, rounds=3))
     # Stages: six one-tick stages + four layers of 5 ticks = 26 ticks over a one-tick clean pass.
     assert stage_sum_ratio(result) == 26.0
     # Blocks: 8 one-tick blocks over the four 5-tick layers.
@@ -94,4 +103,4 @@ def test_summary_ratios_from_fake_clock_samples():
     row = row.split()
     assert row == ["resnet18-1x3x64x64-cpu", "3", f"{TICK * 1e3:.3f}", "26.000", "0.400", "37.000", row[-1]]
     assert clocks == "timed with fake after 1 warm-up call (cpu)"
-    assert stage_sum_ratio(run(["", "conv1"], rounds=1)) is None  # not every stage timed: no ratio
+    assert stage_sum_ratio(record(run(["", "conv1"], rounds=1))) is None  # not every stage timed: no ratio

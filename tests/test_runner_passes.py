@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from fixtures.matrix import GroupKey
-from fixtures.runner import GroupResult, GroupRunner, Plan
+from fixtures.runner import GroupResult, GroupRunner
 from fixtures.timers import FakeClock, Mark
 from fixtures.zoo import build_model, parse_input
+from stubs import plan
 
 TICK = 2.0**-10
 GROUP = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
@@ -22,6 +23,7 @@ class LoggingClock:
     """The fake clock, logging every call; each mark's host time is 3x its device time."""
 
     name = "logging"
+    holds = False  # a CPU-like clock: nothing to hold
 
     def __init__(self, log: list[str]) -> None:
         self._clock = FakeClock((TICK,))
@@ -29,6 +31,9 @@ class LoggingClock:
 
     def start_pass(self) -> None:
         self._log.append("start")
+
+    def hold(self, seconds: float) -> Mark:
+        raise AssertionError("a clock that doesn't hold is never asked to")
 
     def mark(self) -> Mark:
         self._log.append("mark")
@@ -52,7 +57,7 @@ def logged() -> tuple[list[str], GroupResult]:
         model.register_forward_pre_hook(lambda _module, _args: log.append("forward"))
         return model
 
-    runner = GroupRunner(Plan(warmup=2, rounds=2), clock_factory=lambda device: LoggingClock(log),
+    runner = GroupRunner(plan(warmup=2, rounds=2), clock_factory=lambda device: LoggingClock(log),
                          model_factory=model_factory)
     return log, runner.run(GROUP, ["", "conv1", "layer1.0"])
 
@@ -84,7 +89,7 @@ def test_the_plan_reaches_the_run():
         model.bn1.register_forward_pre_hook(lambda _module, _args: log.append("bn1"))
         return model
 
-    runner = GroupRunner(Plan(warmup=0, min_rounds=0, max_time=1e-9, fold_bn=True),
+    runner = GroupRunner(plan(warmup=0, min_rounds=0, max_time=1e-9, fold_bn=True),
                          clock_factory=lambda device: devices.append(device) or LoggingClock(log),
                          model_factory=model_factory)
     result = runner.run(GROUP, ["", "bn1"])  # bn1 times the Identity left in its place
@@ -96,5 +101,5 @@ def test_the_plan_reaches_the_run():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
 def test_missing_cuda_is_one_exact_line():
     with pytest.raises(RuntimeError) as error:
-        GroupRunner(Plan(warmup=0, rounds=1)).run(GroupKey("resnet18", parse_input("1x3x64x64"), "cuda"), [""])
+        GroupRunner(plan("cuda", warmup=0, rounds=1)).run(GroupKey("resnet18", parse_input("1x3x64x64"), "cuda"), [""])
     assert str(error.value) == "CUDA is not available on this machine"

@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-from fixtures.render import structure_text
+from fixtures.render.files import structure_text
 from fixtures.structure import model_structure
 from fixtures.zoo import STAGES, block_names
 

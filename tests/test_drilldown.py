@@ -10,25 +10,27 @@ import pytest
 import torch
 from torch import nn
 
-from fixtures.drilldown import drilldown_lines, where_the_time_goes, where_the_time_goes_rows
-from fixtures.matrix import GroupKey, modules_for
-from fixtures.profiling import (
+from fixtures.drilldown import (
     ClockCheck,
     DrillDown,
+    DrillDownError,
     GroupProfile,
     ModuleProfile,
     OpTime,
-    ProfilingError,
     analyse_trace,
     clock_check,
     load_trace,
     prepare_trace_dir,
     whole_range,
 )
-from fixtures.runner import GroupResult, GroupRunner, Plan, Samples
+from fixtures.matrix import GroupKey, modules_for
+from fixtures.module_shapes import ModuleInfo
+from fixtures.render.drilldown import drilldown_lines
+from fixtures.report.tables import where_the_time_goes_rows
+from fixtures.runner import GroupResult, GroupRunner, Samples
 from fixtures.timers import FakeClock
 from fixtures.zoo import STAGES, block_names, parse_input
-from stubs import FAIL_RESNET34
+from stubs import FAIL_RESNET34, group_record, plan
 
 TICK = 2.0**-10
 GROUP = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
@@ -193,9 +195,9 @@ def test_self_times_agree_with_torch_key_averages(tmp_path):
 def test_real_drill_down_of_a_tiny_resnet18(tmp_path):
     """A profiled run after the timed passes: the trace file, a range per module, conv and max-pool operators, and
     samples identical to a run without it."""
-    plan = Plan(warmup=0, rounds=1, drilldown=DrillDown(tmp_path, passes=1))
-    traced = GroupRunner(plan, clock_factory=lambda device: FakeClock((TICK,))).run(GROUP, ALL)
-    plain = GroupRunner(Plan(warmup=0, rounds=1), clock_factory=lambda device: FakeClock((TICK,))).run(GROUP, ALL)
+    drill_plan = plan(warmup=0, rounds=1, drilldown=DrillDown(tmp_path, passes=1, nvtx=False))
+    traced = GroupRunner(drill_plan, clock_factory=lambda device: FakeClock((TICK,))).run(GROUP, ALL)
+    plain = GroupRunner(plan(warmup=0, rounds=1), clock_factory=lambda device: FakeClock((TICK,))).run(GROUP, ALL)
     assert traced.rounds == plain.rounds == 1
     assert {k: v.device_s for k, v in traced.samples.items()} == {k: v.device_s for k, v in plain.samples.items()}
     assert plain.profile is None
@@ -217,8 +219,8 @@ def test_real_drill_down_of_a_tiny_resnet18(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_drill_down_tables_kernels_with_nvtx_ranges(tmp_path):
     group = GroupKey("resnet18", parse_input("1x3x64x64"), "cuda")
-    plan = Plan(warmup=3, rounds=3, drilldown=DrillDown(tmp_path, passes=2, nvtx=True))
-    result = GroupRunner(plan).run(group, ALL)
+    drill_plan = plan(warmup=3, rounds=3, drilldown=DrillDown(tmp_path, passes=2, nvtx=True))
+    result = GroupRunner(drill_plan).run(group, ALL)
     profile = result.profile
     assert profile.error is None and profile.nvtx and profile.clock in ("gpu range", "kernel sum")
     assert set(profile.modules) == set(ALL) and all(len(m.range_ms) == 2 for m in profile.modules.values())
@@ -230,11 +232,11 @@ def test_a_failing_drill_down_keeps_the_timed_results(tmp_path):
     def broken(*args):
         raise RuntimeError("profiler exploded\nsecond line")
 
-    from fixtures.profiling import drill_down
+    from fixtures.drilldown import drill_down
 
     stale = tmp_path / "g.pt.trace.json"
     stale.write_text(json.dumps(CPU_TRACE))  # an earlier run's trace: never to be read back as this one's
-    profile = drill_down(DrillDown(tmp_path), "g", "cpu", nn.Identity(), lambda: broken(), [])
+    profile = drill_down(DrillDown(tmp_path, 3, False), "g", "cpu", nn.Identity(), lambda: broken(), [])
     assert profile.error == "RuntimeError: profiler exploded" and profile.modules == {} and profile.wall_s > 0
     assert profile.trace_path is None and not stale.exists()
 
@@ -243,25 +245,26 @@ def test_the_drill_down_runs_once_after_the_timed_loop():
     clock = FakeClock((TICK,))
     seen = []
 
-    def fake(plan, group_id, device, model, forward, parts):
-        seen.append((clock._count, plan, group_id, device, parts))
+    def fake(drill, group_id, device, model, forward, parts):
+        seen.append((clock._count, drill, group_id, device, parts))
         forward()  # the warm, timed model is handed over
-        return GroupProfile(passes=plan.passes, clock="fake")
+        return GroupProfile(passes=drill.passes, clock="fake")
 
-    plan = Plan(warmup=0, rounds=2, drilldown=DrillDown(None, passes=2, nvtx=True))
-    result = GroupRunner(plan, clock_factory=lambda device: clock, drill_down=fake).run(GROUP, ALL)
+    drill_plan = plan(warmup=0, rounds=2, drilldown=DrillDown(None, passes=2, nvtx=True))
+    result = GroupRunner(drill_plan, clock_factory=lambda device: clock, drill_down=fake).run(GROUP, ALL)
     # Once, after all 2 rounds x (2 clean + 38 instrumented) marks of the timed passes.
-    assert seen == [(2 * (2 + 38), plan.drilldown, GROUP.id, "cpu", ALL[1:])]
+    assert seen == [(2 * (2 + 38), drill_plan.drilldown, GROUP.id, "cpu", ALL[1:])]
     assert result.profile.clock == "fake"
-    assert GroupRunner(Plan(warmup=0, rounds=1), clock_factory=lambda d: FakeClock(), drill_down=fake).run(
+    assert GroupRunner(plan(warmup=0, rounds=1), clock_factory=lambda d: FakeClock(), drill_down=fake).run(
         GROUP, [""]).profile is None and len(seen) == 1
 
 
-def _result(profile: GroupProfile | None) -> GroupResult:
+def _result(profile: GroupProfile | None):
     ms = 2.0**-10  # seconds that are exact in binary: 0.9765625 ms
     samples = {"": Samples([8 * ms] * 3, [8 * ms] * 3), "conv1": Samples([ms] * 3, [ms] * 3),
                "maxpool": Samples([2 * ms] * 3, [2 * ms] * 3)}
-    return GroupResult(GROUP, "perf_counter", 2, 3, samples, {}, [8 * ms] * 3, 12.0, profile=profile)
+    info = dict.fromkeys(samples, ModuleInfo((1,), (1,), 0))
+    return group_record(GroupResult(GROUP, "perf_counter", 2, 3, samples, info, [8 * ms] * 3, 12.0, profile=profile))
 
 
 def test_terminal_lines_show_the_two_clocks_and_the_slowest_modules():
@@ -292,35 +295,30 @@ def test_terminal_lines_show_the_two_clocks_and_the_slowest_modules():
     assert drilldown_lines([_result(None)]) == []
 
 
-def test_where_the_time_goes_table_from_extra_info():
+def test_where_the_time_goes_rows_from_extra_info():
     conv = {"name": "aten::mkldnn_convolution", "calls": 1, "ms": 120.25, "share": 0.955}
-    benches = [
-        {"module": "", "scope": "model", "device_ms": 1000.0, "profiler_ms": 1010.0, "top_ops": [conv]},
-        {"module": "conv1", "scope": "stage", "device_ms": 125.0, "profiler_ms": 100.0,
+    extras = [
+        {"module": "", "scope": "model", "p50_ms": 1000.0, "profiler_ms": 1010.0, "top_ops": [conv]},
+        {"module": "conv1", "scope": "stage", "p50_ms": 125.0, "profiler_ms": 100.0,
          "top_ops": [conv, {"name": "aten::empty", "calls": 2, "ms": 0.0125, "share": 0.0001}]},
-        {"module": "bn1", "scope": "stage", "device_ms": 50.0},  # not traced: no row
+        {"module": "bn1", "scope": "stage", "p50_ms": 50.0},  # not traced: no row
     ]
-    assert where_the_time_goes_rows(benches) == [
-        ["(whole model)", "model", "1000.000", "1010.000", "1.010", "aten::mkldnn_convolution ×1 120.2 ms (95.5%)"],
-        ["conv1", "stage", "125.000", "100.000", "0.800!",
-         "aten::mkldnn_convolution ×1 120.2 ms (95.5%); aten::empty ×2 0.013 ms (0.0%)"],
+    assert where_the_time_goes_rows(extras) == [
+        ("(whole model)", "model", "1000.000", "1010.000", "1.010", "aten::mkldnn_convolution ×1 120.2 ms (95.5%)"),
+        ("conv1", "stage", "125.000", "100.000", "0.800!",
+         "aten::mkldnn_convolution ×1 120.2 ms (95.5%); aten::empty ×2 0.013 ms (0.0%)"),
     ]
-    table = where_the_time_goes(benches, top=1).splitlines()
-    assert [cell.strip() for cell in table[0].split("|")[1:-1]] == [
-        "module", "scope", "median ms", "profiler ms", "profiler / median", "top operators (per forward)"]
-    assert table[3] == ("| conv1         | stage   | 125.000     | 100.000       | 0.800!              | "
-                        "aten::mkldnn_convolution ×1 120.2 ms (95.5%) |")
-    assert where_the_time_goes(benches[2:]) == ""
+    assert where_the_time_goes_rows(extras[2:]) == []
 
 
 def test_a_large_trace_is_gzipped_and_still_read(tmp_path, monkeypatch):
-    from fixtures import profiling
+    from fixtures import drilldown
 
     path = tmp_path / "g.pt.trace.json"
     path.write_text(json.dumps(CPU_TRACE))
-    assert profiling._maybe_compress(path) == (path, path.stat().st_size)  # small: kept as it is
-    monkeypatch.setattr(profiling, "GZIP_ABOVE_BYTES", 10)
-    packed, size = profiling._maybe_compress(path)
+    assert drilldown._maybe_compress(path) == (path, path.stat().st_size)  # small: kept as it is
+    monkeypatch.setattr(drilldown, "GZIP_ABOVE_BYTES", 10)
+    packed, size = drilldown._maybe_compress(path)
     assert packed == tmp_path / "g.pt.trace.json.gz" and size == packed.stat().st_size and not path.exists()
     assert load_trace(packed) == CPU_TRACE
 
@@ -335,7 +333,7 @@ def test_trace_dir_checks(tmp_path):
         parse_trace_dir(str(afile))
     prepare_trace_dir(tmp_path / "a" / "b")
     assert (tmp_path / "a" / "b").is_dir() and list((tmp_path / "a" / "b").iterdir()) == []
-    with pytest.raises(ProfilingError, match=r"^--bench-trace '.*afile/sub' can't be used: Not a directory$"):
+    with pytest.raises(DrillDownError, match=r"^--bench-trace '.*afile/sub' can't be used: Not a directory$"):
         prepare_trace_dir(afile / "sub")
 
 
