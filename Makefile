@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 NAME ?= run
 BENCH_ARGS ?=
 
-.PHONY: setup bench test smoke mutate clean
+.PHONY: setup lint bench test smoke mutate clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +15,27 @@ $(VENV)/.installed: requirements.txt
 
 setup: $(VENV)/.installed
 
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# Lint and types (pyproject.toml): ruff's rules everywhere, its format check and mypy on fixtures/ (scripts and
+# benchmarks are formatted too). Part of `make test`.
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check fixtures benchmarks scripts conftest.py
+	$(VENV)/bin/mypy
+
 # The main job: every model x input x device present x scope, saved under .benchmarks/ as NNNN_$(NAME).json (with
 # the per-round samples the regression gate and the report history need; --bench-save-samples off leaves them out).
 bench: setup
 	$(PY) -m pytest benchmarks/ --benchmark-save=$(NAME) $(BENCH_ARGS)
 
 # The suite's own tests (tiny inputs; CUDA tests skip without a GPU), on two pytest-xdist workers: most of their time
-# is pytest subprocesses importing torch, which two cores share well (about 3 min here, 5 min on one worker).
+# is pytest subprocesses importing torch, which two cores share well (about 3 min here, 5 min on one worker). The lint
+# and type checks run first.
 TEST_ARGS ?= -n 2
-test: setup
+test: lint
 	$(PY) -m pytest tests/ $(TEST_ARGS)
 
 # CI's latency gate: a small matrix on one CPU thread (steady on a shared 2-core box) against budgets/cpu-smoke.toml.
@@ -34,10 +46,9 @@ smoke: setup
 	$(PY) -m pytest benchmarks/ $(SMOKE_ARGS) --bench-budgets budgets/cpu-smoke.toml --benchmark-json reports/smoke.json
 
 # Mutation testing of the gates (not run in CI; about an hour on the 2-core box): mutmut changes fixtures/regression.py,
-# budgets.py, gates.py, measurement.py and runner.py one change at a time (setup.cfg [mutmut]) and runs the in-process
+# budgets.py, verdicts.py, measurement.py, contract.py and runner.py one change at a time (setup.cfg [mutmut]) and runs the in-process
 # tests that reach each change. The counts land in mutants/mutmut-cicd-stats.json; the survivors are listed last.
-mutate: setup
-	$(PY) -m pip install -q -r requirements-dev.txt
+mutate: $(VENV)/.dev-installed
 	$(VENV)/bin/mutmut run --max-children 2
 	$(VENV)/bin/mutmut export-cicd-stats
 	$(VENV)/bin/mutmut results

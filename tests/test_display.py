@@ -7,9 +7,9 @@ import argparse
 import pytest
 
 from fixtures.matrix import GroupKey
+from fixtures.module_shapes import ModuleInfo
 from fixtures.render import layout as display
 from fixtures.render.terminal import summary_table
-from fixtures.module_shapes import ModuleInfo
 from fixtures.runner import GroupResult, Samples
 from fixtures.zoo import NAMED_INPUTS
 from stubs import group_record

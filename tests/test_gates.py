@@ -54,7 +54,10 @@ def slower(factor: float, rounds=BASE) -> tuple[float, ...]:
     return tuple(s * factor for s in rounds)
 
 
-def gates_for(samples: dict[str, tuple[float, ...]], policy=RegressionPolicy(0.10, 0.01), **fields) -> Gates:
+POLICY = RegressionPolicy(0.10, 0.01)
+
+
+def gates_for(samples: dict[str, tuple[float, ...]], policy=POLICY, **fields) -> Gates:
     return Gates(baseline=Baseline("base.json", MACHINE, samples), policy=policy, **fields)
 
 

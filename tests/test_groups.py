@@ -18,7 +18,8 @@ from fixtures.runner import GroupRunner, Plan
 from fixtures.session import ProfileSession
 from fixtures.timers import FakeClock
 from fixtures.zoo import parse_input
-from stubs import ResNetStub, plan as make_plan
+from stubs import ResNetStub
+from stubs import plan as make_plan
 from stubs import settings as default_settings
 
 TINY = parse_input("1x3x64x64")

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from fixtures.contract import extra_info
 from fixtures.efficiency import peak_lookup, peak_pct, peak_tflops, tflops_per_s
 from fixtures.flops import flops_by_module
-from fixtures.contract import extra_info
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.modes import fold_batchnorm, not_in_situ, unsupported
 from fixtures.runner import GroupRunner
