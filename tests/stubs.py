@@ -73,5 +73,5 @@ def group_record(result, **context_fields):
     from fixtures.measurement import GroupRecord, Measurement
 
     group = result.group
-    specs = Matrix((group.model,), (group.input,), (group.device,), ("model",)).specs(group, list(result.samples))
+    specs = Matrix([group], ("model",)).specs(group, list(result.samples))
     return GroupRecord(result, {s.module: Measurement.from_group(s, result, context(**context_fields)) for s in specs})

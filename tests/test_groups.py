@@ -14,6 +14,7 @@ from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.memory import not_measured
 from fixtures.modes import Executor, effective_warmup, min_warmup
 from fixtures.options import Settings
+from fixtures.render.terminal import ProgressLines
 from fixtures.runner import GroupRunner, Plan
 from fixtures.session import ProfileSession
 from fixtures.timers import FakeClock
@@ -84,7 +85,7 @@ def test_warm_up_covers_what_each_executor_needs():
     assert [min_warmup(e, m)[0] for e, m in [("eager", "default"), ("compile", "default"),
                                              ("compile", "reduce-overhead"), ("compile", "max-autotune"),
                                              ("cuda_graph", "default")]] == [0, 2, 3, 3, 3]
-    assert effective_warmup(25, "compile", "reduce-overhead") == 25 and effective_warmup(0, "eager") == 0
+    assert effective_warmup(25, "compile", "reduce-overhead") == 25 and effective_warmup(0, "eager", "default") == 0
     # --bench-warmup 0 under reduce-overhead: compile, record and replay before the first timed call (on a CPU the
     # cudagraph trees are skipped, but the calls are made all the same).
     backend = CountingBackend()
@@ -93,16 +94,22 @@ def test_warm_up_covers_what_each_executor_needs():
     assert (result.warmup, backend.calls) == (3, 3 + 2)
     settings = default_settings(models=("resnet18",), inputs=(TINY,), devices=("cpu",), scopes=("model",),
                                 executors=("compile",), compile_mode="reduce-overhead", warmup=0, rounds=1)
-    note = ProfileSession(settings).warmup_note(group)
-    assert note == ("warm-up 3 (not 0: compile reduce-overhead needs 3 warm-up calls (compile and warm up, record the "
-                    "CUDA graph, replay))")
+    lines: list[str] = []
+    session = ProfileSession(settings, runner_factory=lambda plan: tiny_runner(CountingBackend()),
+                             progress=ProgressLines(lines.append, "reduce-overhead"),
+                             forward_memory=lambda group, scopes, seed: not_measured("not probed here", []))
+    session.measure(CaseSpec(group, "model"))
+    assert lines[0] == ("measuring resnet18-1x3x64x64-cpu-compile: 1 cases, warm-up 3 (not 0: compile reduce-overhead "
+                        "needs 3 warm-up calls (compile and warm up, record the CUDA graph, replay))")
+    assert lines[1:] == ["memory of resnet18-1x3x64x64-cpu-compile: 1 forward passes",
+                         f"measured resnet18-1x3x64x64-cpu-compile: 1 rounds in {session.records[group].result.wall_s:.1f} s"]
 
 
 def test_the_compiled_executor_holds_no_reference_cycle():
     """`lambda: compiled(self.x)` was a cycle through the executor: the model stayed alive until a full collection."""
     model, x = ResNetStub(), torch.randn(1, 3, 64, 64)
     refs = weakref.ref(model), weakref.ref(x)
-    executor = Executor(model, x, "compile", backend=CountingBackend())
+    executor = Executor(model, x, "compile", "default", CountingBackend())
     gc.disable()
     try:
         with torch.inference_mode():

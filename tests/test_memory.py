@@ -41,7 +41,7 @@ def _floor3(value: float) -> float:
 @pytest.mark.parametrize(("model", "inp"), list(REFERENCE), ids=[f"{m}-{i}" for m, i in REFERENCE])
 def test_memory_table_equals_reference(model: str, inp: str) -> None:
     mib, params_m, tensors_m = REFERENCE[model, inp]
-    static = static_memory(model, NAMED_INPUTS[inp].shape)
+    static = static_memory(model, NAMED_INPUTS[inp].shape, "fp32")
     assert _floor3(static.params / 1e6) == params_m
     assert _floor3(static.tensors / 1e6) == tensors_m
     if (model, inp) in INCONSISTENT:
@@ -59,13 +59,13 @@ def test_memory_equals_independent_count(model: str, inp: str) -> None:
         state = torchvision.models.get_model(model, weights=None).state_dict()
     shape = NAMED_INPUTS[inp].shape
     expected = sum(t.numel() * t.element_size() for t in state.values()) + math.prod(shape) * 4
-    static = static_memory(model, shape)
+    static = static_memory(model, shape, "fp32")
     assert static.bytes == expected
     assert static.tensors == sum(t.numel() for t in state.values()) + math.prod(shape)
 
 
 def test_every_tensor_named() -> None:
-    static = static_memory("resnet18", (1, 3, 32, 32))
+    static = static_memory("resnet18", (1, 3, 32, 32), "fp32")
     with torch.device("meta"):
         model = torchvision.models.resnet18()
     names = [row.name for row in static.rows]
@@ -87,7 +87,7 @@ def test_memlab_counts_elements_but_overstates_bytes() -> None:
     reporter.device_mapping[torch.device("cpu")] = [*model.parameters(), *model.buffers(), x]
     reporter.get_stats()
     stats = reporter.device_tensor_stat[torch.device("cpu")]
-    static = static_memory("resnet18", (1, 3, 32, 32))
+    static = static_memory("resnet18", (1, 3, 32, 32), "fp32")
     assert sum(s[2] for s in stats) == static.tensors
     by_name = {s[0]: s[3] for s in stats}
     assert by_name["conv1.weight"] == 4 * 9408 * 4  # 4× the 37,632 bytes it holds
@@ -96,8 +96,8 @@ def test_memlab_counts_elements_but_overstates_bytes() -> None:
 
 def test_cpu_peak_of_one_forward() -> None:
     group = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
-    forward = measure_forward(group, [list(STAGES)])
-    static = static_memory("resnet18", (1, 3, 64, 64))
+    forward = measure_forward(group, [list(STAGES)], seed=0)
+    static = static_memory("resnet18", (1, 3, 64, 64), "fp32")
     assert forward.tool == "memray"
     assert forward.whole.resident == static.bytes
     assert forward.whole.peak == static.bytes + forward.whole.increase
@@ -111,7 +111,7 @@ def test_cpu_peak_of_one_forward() -> None:
 def test_nested_tracker_degrades_to_not_measured(tmp_path: Path) -> None:
     group = GroupKey("resnet18", parse_input("1x3x32x32"), "cpu")
     with memray.Tracker(tmp_path / "outer.bin"):
-        forward = measure_forward(group, [["conv1"]])
+        forward = measure_forward(group, [["conv1"]], seed=0)
     assert forward.whole.peak is None
     assert "another memray tracker is active" in forward.whole.note
     assert forward.modules["conv1"].increase is None
@@ -121,7 +121,7 @@ def test_memory_text_rows() -> None:
     from fixtures.memory import ForwardMemory, MemoryReport, Peak
 
     group = GroupKey("resnet18", NAMED_INPUTS["cityscapes"], "cpu")
-    report = MemoryReport(group, static_memory("resnet18", group.input.shape), ForwardMemory("fake", Peak(100 * MIB, 50 * MIB)))
+    report = MemoryReport(group, static_memory("resnet18", group.input.shape, "fp32"), ForwardMemory("fake", Peak(100 * MIB, 50 * MIB)))
     lines = memory_text(report).splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("Allocated Memory (MiB)"))
     assert lines[header + 2].split() == ["68.63", "68.64", "11.690", "17.991", "150.00", "50.00"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fixtures.contract import extra_info
-from fixtures.efficiency import peak_lookup, peak_pct, peak_tflops, tflops_per_s
+from fixtures.efficiency import peak_lookup, peak_pct, tflops_per_s
 from fixtures.flops import flops_by_module
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.modes import fold_batchnorm, not_in_situ, unsupported
@@ -43,9 +43,9 @@ def test_flops_scale_with_the_batch():
 
 
 def test_peaks_come_from_the_table_or_the_override():
-    assert peak_tflops("NVIDIA H200", "bf16", tf32=True) == 989.4
-    assert peak_tflops("NVIDIA H200", "fp32", tf32=True) == 494.7
-    assert peak_tflops("NVIDIA H200", "fp32", tf32=False) == 66.9
+    assert peak_lookup("NVIDIA H200", "bf16", tf32=True)[0] == 989.4
+    assert peak_lookup("NVIDIA H200", "fp32", tf32=True)[0] == 494.7
+    assert peak_lookup("NVIDIA H200", "fp32", tf32=False)[0] == 66.9
     # The NVL part's dense peaks are lower, and the row that applied is recorded.
     assert peak_lookup("NVIDIA H200 NVL", "fp32", tf32=True) == (417.5, "*H200 NVL* tf32")
     assert peak_lookup("NVIDIA H200 NVL", "bf16", tf32=True) == (835.5, "*H200 NVL* bf16")
@@ -53,12 +53,12 @@ def test_peaks_come_from_the_table_or_the_override():
     assert peak_lookup("NVIDIA H200", "fp16", tf32=True) == (989.4, "*H200* fp16")
     assert peak_lookup("NVIDIA H100 NVL", "bf16", tf32=True) == (835.5, "*H100 NVL* bf16")
     assert peak_lookup("NVIDIA L40S", "bf16", tf32=True) == (362.05, "*L40S* bf16")
-    assert peak_tflops("NVIDIA GeForce RTX 2080 Ti", "fp32", tf32=True) == 13.4  # Turing has no TF32
-    assert peak_tflops("NVIDIA GeForce RTX 2080 Ti", "fp16", tf32=True) == 53.8  # tensor cores, fp32 accumulation
+    assert peak_lookup("NVIDIA GeForce RTX 2080 Ti", "fp32", tf32=True)[0] == 13.4  # Turing has no TF32
+    assert peak_lookup("NVIDIA GeForce RTX 2080 Ti", "fp16", tf32=True)[0] == 53.8  # tensor cores, fp32 accumulation
     assert peak_lookup("NVIDIA GeForce RTX 2080 Ti", "bf16", tf32=True) == (None, None)  # no bf16 rate
     assert peak_lookup("AMD EPYC", "fp32", tf32=True, override=2.5) == (2.5, "--bench-peak-tflops")
-    assert peak_tflops("AMD EPYC", "fp32", tf32=True) is None
-    assert peak_tflops("AMD EPYC", "fp32", tf32=True, override=2.5) == 2.5
+    assert peak_lookup("AMD EPYC", "fp32", tf32=True)[0] is None
+    assert peak_lookup("AMD EPYC", "fp32", tf32=True, override=2.5)[0] == 2.5
     assert tflops_per_s(2_000_000_000_000, 0.5) == 4.0
     assert tflops_per_s(0, 0.5) is None
     assert peak_pct(4.0, 16.0) == 25.0
