@@ -23,10 +23,10 @@ class ResNetStub(nn.Module):
 FAIL_RESNET34 = (
     "\n\nimport fixtures.runner as _runner\n"
     "_real_run = _runner.GroupRunner.run\n"
-    "def _run(self, group, modules):\n"
+    "def _run(self, group, modules, *args):\n"
     "    if group.model == 'resnet34':\n"
     "        raise RuntimeError('CUDA out of memory. Tried to allocate 20.00 GiB')\n"
-    "    return _real_run(self, group, modules)\n"
+    "    return _real_run(self, group, modules, *args)\n"
     "_runner.GroupRunner.run = _run\n"
 )
 
@@ -50,9 +50,10 @@ def plan(device: str = "cpu", **changes):
 def context(device_name: str = "cpu", threads: int = 1, **changes):
     """A case's context with nothing measured beside its samples."""
     from fixtures.measurement import CaseContext
+    from fixtures.regression import RegressionPolicy
 
     fields = dict(device_name=device_name, device_index=None, threads=threads, flops=0, peak_tflops=None,
-                  peak_row=None, fold_bn=False, compile_mode=None, cudnn_benchmark=None)
+                  peak_row=None, policy=RegressionPolicy(0.10, 0.01))
     return CaseContext(**{**fields, **changes})
 
 

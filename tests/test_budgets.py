@@ -15,8 +15,9 @@ VALUES = {"median_ms": 12.0, "mean_ms": 13.0, "p90_ms": 15.0, "p99_ms": 20.0, "p
 
 
 def case(scope: str = "model", module: str = "", model: str = "resnet50", device: str = "cpu",
-         device_name: str = "AMD EPYC", values: dict | None = None) -> CaseFacts:
+         device_name: str = "AMD EPYC", values: dict | None = None, **mode) -> CaseFacts:
     return CaseFacts(
+        **mode,
         case_id=f"{model}-pascal-{device}-{scope}" + (f"-{module}" if module else ""),
         device=device,
         device_name=device_name,
@@ -204,8 +205,12 @@ def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
         ('[[budget]]\ndevice = "cpu"\nmedain_ms = 1',
          "b.toml: budget entry 1: unknown statistic 'medain_ms': choose from median_ms, mean_ms, p90_ms, p99_ms, peak_mib"),
         ('[[budget]]\ndevice = "cpu"\nmedian_ms = 1\n[[budget]]\ndevice = "cpu"\ncolour = "red"\nmedian_ms = 1',
-         "b.toml: budget entry 2: unknown key 'colour': use device, model, input, scope, module and "
-         "median_ms, mean_ms, p90_ms, p99_ms, peak_mib"),
+         "b.toml: budget entry 2: unknown key 'colour': use device, model, input, scope, module, dtype, memory_format, "
+         "executor, compile_mode, fold_bn, cudnn_benchmark and median_ms, mean_ms, p90_ms, p99_ms, peak_mib"),
+        ('[[budget]]\ndevice = "cpu"\nfold_bn = "yes"\nmedian_ms = 1',
+         "b.toml: budget entry 1: fold_bn must be true or false, not 'yes'"),
+        ('[[budget]]\ndevice = "cpu"\ndtype = "fp64"\nmedian_ms = 1',
+         "b.toml: budget entry 1: dtype 'fp64' matches no known dtype: fp32, bf16, fp16"),
         ('[[budget]]\ndevice = "cpu"\nmedian_ms = -3', "b.toml: budget entry 1: median_ms must be a positive number, not -3"),
         ('[[budget]]\ndevice = "cpu"\np90_ms = "fast"', "b.toml: budget entry 1: p90_ms must be a number, not 'fast'"),
         ('[[budget]]\ndevice = "cpu"\nmodel = "resnet50"',
@@ -229,7 +234,7 @@ def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
         ('budgets = 1', "b.toml: unknown top-level key 'budgets': the file holds [[budget]] tables only"),
         ('', "b.toml: no [[budget]] entries"),
     ],
-    ids=["bad-toml", "unknown-statistic", "unknown-key", "negative", "non-numeric", "no-statistic", "no-device",
+    ids=["bad-toml", "unknown-statistic", "unknown-key", "bad-switch", "unknown-dtype", "negative", "non-numeric", "no-statistic", "no-device",
          "unknown-scope", "unknown-model", "blank-model", "infinite", "zero", "boolean", "not-a-table",
          "unknown-mib-statistic", "single-table", "top-level", "empty"],
 )
@@ -254,3 +259,45 @@ def test_shipped_budgets_load(name):
     from pathlib import Path
 
     assert load_budgets(Path(__file__).parent.parent / "budgets" / name).budgets
+
+
+def test_entries_tell_modes_and_settings_apart():
+    """An fp32-eager limit no longer has to govern bf16 or compile cases: entries can name the mode and the settings."""
+    b = book("""
+[[budget]]
+device = "cpu"
+median_ms = 100
+
+[[budget]]
+device = "cpu"
+dtype = "bf16"
+median_ms = 10
+
+[[budget]]
+device = "cpu"
+executor = "compile"
+compile_mode = "max-*"
+median_ms = 5
+
+[[budget]]
+device = "cpu"
+fold_bn = true
+median_ms = 7
+
+[[budget]]
+device = "cpu"
+cudnn_benchmark = false
+memory_format = "channels_last"
+median_ms = 8
+""")
+
+    def governing(**mode) -> int:
+        return b.governing(case(**mode)).index
+
+    assert governing() == 1
+    assert governing(dtype="bf16") == 2
+    assert governing(executor="compile", compile_mode="max-autotune") == 3
+    assert governing(executor="compile", compile_mode="default") == 1
+    assert governing(fold_bn=True) == 4
+    assert governing(memory_format="channels_last") == 5
+    assert governing(memory_format="channels_last", cudnn_benchmark=True) == 1

@@ -8,6 +8,7 @@ import pytest
 
 from fixtures.matrix import GroupKey
 from fixtures.module_shapes import ModuleInfo
+from fixtures.options import command_line
 from fixtures.render import layout as display
 from fixtures.render.terminal import summary_table
 from fixtures.runner import GroupResult, Samples
@@ -46,7 +47,7 @@ def test_command_line_joins_ini_env_and_arguments(pytester, monkeypatch):
     pytester.makeini("[pytest]\naddopts = --benchmark-sort=mean\n")
     monkeypatch.setenv("PYTEST_ADDOPTS", "--benchmark-columns 'min,max'")
     config = pytester.parseconfig("--benchmark-name=short")
-    args = display.command_line(config)
+    args = command_line(config)
     # pytester adds its own --basetemp after the given arguments
     assert args[:4] == ["--benchmark-sort=mean", "--benchmark-columns", "min,max", "--benchmark-name=short"]
     assert display.layout_for(args) == display.Layout(columns=False, order=False, short_names=False)
@@ -86,18 +87,27 @@ def test_milliseconds_unless_the_whole_group_is_faster(seconds, scale):
 def result(modes: tuple[str, str, str] = ("fp32", "contiguous", "eager"), compile_s: float | None = None):
     group = GroupKey("resnext101_64x4d", NAMED_INPUTS["cityscapes"], "cuda:1", *modes)
     info = {"": ModuleInfo((1, 3, 1024, 2048), (1, 1000), 0)}
-    return group_record(GroupResult(group, "cuda_event", 25, 300, {"": Samples([0.012345678], [0.001])}, info, [0.0125],
-                                    1234.5, compile_s))
+    return group_record(GroupResult(group, "cuda_event", 25, 300, {"": Samples([0.012345678], [0.001])}, info,
+                                    {"stage": [0.0125]}, 1234.5, compile_s))
+
+
+def table_lines(text: str) -> list[str]:
+    """The summary's table: its lines up to the clocks line."""
+    lines = text.splitlines()
+    return lines[: next(n for n, line in enumerate(lines) if line.startswith("timed with "))]
 
 
 def test_the_summary_fits_120_columns_and_wraps_long_group_ids():
-    short = summary_table([result()]).splitlines()
-    assert max(map(len, short)) <= 120
+    text = summary_table([result()])
+    short = table_lines(text)
+    assert max(map(len, text.splitlines())) <= 120
     assert short[2].split() == ["resnext101_64x4d-cityscapes-cuda1", "300", "12.346", "-", "-", "1.013", "1234.5"]
-    assert short[-1] == "timed with cuda_event after 25 warm-up calls (cuda)"
-    long = summary_table([result(("bf16", "channels_last", "compile"), compile_s=17.3)]).splitlines()
-    assert max(map(len, long)) <= 120
+    assert short[0].split()[:5] == ["group", "rounds", "median", "ms", "±%"]
+    assert text.splitlines()[len(short)] == "timed with cuda_event after 25 warm-up calls (cuda)"
+    text = summary_table([result(("bf16", "channels_last", "compile"), compile_s=17.3)])
+    long = table_lines(text)
+    assert max(map(len, text.splitlines())) <= 120
     assert long[0].rstrip().endswith("compile s")
-    pieces = [line.split()[0] for line in long[2:-1]]
+    pieces = [line.split()[0] for line in long[2:]]
     assert len(pieces) > 1 and "".join(pieces) == "resnext101_64x4d-cityscapes-cuda1-bf16-channels_last-compile"
     assert long[2].split()[1:] == ["300", "12.346", "-", "-", "1.013", "1234.5", "17.3"]

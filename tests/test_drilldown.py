@@ -252,8 +252,8 @@ def test_the_drill_down_runs_once_after_the_timed_loop():
 
     drill_plan = plan(warmup=0, rounds=2, drilldown=DrillDown(None, passes=2, nvtx=True))
     result = GroupRunner(drill_plan, clock_factory=lambda device: clock, drill_down=fake).run(GROUP, ALL)
-    # Once, after all 2 rounds x (2 clean + 38 instrumented) marks of the timed passes.
-    assert seen == [(2 * (2 + 38), drill_plan.drilldown, GROUP.id, "cpu", ALL[1:])]
+    # Once, after all 2 rounds x (2 clean + 22 stage + 18 block) marks of the timed passes.
+    assert seen == [(2 * (2 + 22 + 18), drill_plan.drilldown, GROUP.id, "cpu", ALL[1:])]
     assert result.profile.clock == "fake"
     assert GroupRunner(plan(warmup=0, rounds=1), clock_factory=lambda d: FakeClock(), drill_down=fake).run(
         GROUP, [""]).profile is None and len(seen) == 1

@@ -11,10 +11,11 @@ from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.measurement import Measurement
 from fixtures.module_shapes import ModuleInfo
 from fixtures.options import Settings
-from fixtures.regression import Baseline, BaselineError, RegressionPolicy, compare
+from fixtures.regression import RegressionPolicy, compare
 from fixtures.render.terminal import failure_line
 from fixtures.render.terminal import verdict_header as gate_header
 from fixtures.render.terminal import verdict_summary as gate_summary
+from fixtures.verdicts import Baseline, BaselineError
 from fixtures.verdicts import Verdicts as Gates
 from fixtures.verdicts import build_verdicts as build_gates
 from fixtures.zoo import parse_input

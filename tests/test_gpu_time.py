@@ -65,18 +65,18 @@ def test_runner_records_device_time_host_time_and_gpu_time_from_their_own_stream
     whole = result.samples[""]
     assert (whole.device_s, whole.host_s, whole.gpu_s) == ([TICK] * 2, [HOST] * 2, [GPU] * 2)
     assert result.samples["conv1"].device_s == [TICK] * 2 and result.samples["conv1"].host_s == [HOST] * 2
-    # layer1 spans its two blocks' four marks and its own end: 5 steps in every stream.
+    # layer1 is marked in the stage pass, where its blocks are not: one step in every stream, as conv1.
     layer1 = result.samples["layer1"]
-    assert (layer1.device_s, layer1.host_s, layer1.gpu_s) == ([5 * TICK] * 2, [5 * HOST] * 2, [5 * GPU] * 2)
+    assert (layer1.device_s, layer1.host_s, layer1.gpu_s) == ([TICK] * 2, [HOST] * 2, [GPU] * 2)
     assert result.samples["layer1.1"].gpu_s == [GPU] * 2
-    # The instrumented pass (10 marks) is timed unheld; the held twins don't enter it, nor the latency.
-    assert result.instrumented_s == [9 * TICK] * 2 and result.hold_leaks == 0
+    # Each instrumented pass (6 marks: its two modules' and its own) is timed unheld; the held twins don't enter it.
+    assert result.instrumented_s == {"stage": [5 * TICK] * 2, "block": [5 * TICK] * 2} and result.hold_leaks == 0
 
 
 def test_each_hold_is_sized_from_the_host_time_of_the_same_pass_unheld(gated):
     _, clock = gated
-    # Clean pass: one host step begin → end; instrumented pass: 9. The hold is twice that plus the floor.
-    assert clock.hold_requests == [2 * HOST + FLOOR, 2 * 9 * HOST + FLOOR] * 2
+    # Clean pass: one host step begin → end; stage and block passes: 5 each. The hold is twice that plus the floor.
+    assert clock.hold_requests == [2 * HOST + FLOOR, 2 * 5 * HOST + FLOOR, 2 * 5 * HOST + FLOOR] * 2
 
 
 def test_a_hold_that_ends_too_early_is_caught_and_widened():
@@ -92,11 +92,15 @@ def test_a_hold_that_ends_too_early_is_caught_and_widened():
     assert clock.hold_requests == [2 * HOST + FLOOR, 4 * 3 * HOST + FLOOR] * 1 + [4 * HOST + FLOOR, 4 * 3 * HOST + FLOOR]
 
 
-def test_rounds_count_only_the_unheld_clean_passes():
-    # max_time of 3 clean passes: the held passes (half a tick each here) don't bring the end nearer.
+def test_the_time_budget_counts_the_held_passes_too():
+    # A round: the clean pass (1 tick) and its held twin (the hold, 2 host steps + the floor, then 2 GPU steps).
     clock = FakeClock((TICK,), host_steps=(HOST,), gpu_steps=(GPU,))
-    result = run([""], clock, min_rounds=1, max_time=3 * TICK)
+    per_round = TICK + 2 * HOST + FLOOR + 2 * GPU
+    result = run([""], clock, min_rounds=1, precision=None, budget_s=2.5 * per_round)
     assert result.rounds == 3 and result.samples[""].gpu_s == [GPU] * 3
+    assert result.spent_s == pytest.approx(3 * per_round) and result.stop == "no target"
+    # Counting the clean passes alone, 2.5 rounds' budget would take 10 rounds.
+    assert TICK * 9 < 2.5 * per_round
 
 
 def test_a_hold_that_never_holds_gives_no_gpu_figure():
@@ -115,11 +119,11 @@ def test_gpu_ms_and_launch_bound_reach_extra_info_and_the_summary(gated):
     )
     assert info["launch_bound"] is True  # latency is twice the GPU time
     lines = summary_table([group_record(result)]).splitlines()
-    assert "median ms    GPU ms    hold leaks" in lines[0]
+    assert "median ms ±%    GPU ms    hold leaks" in lines[0]
     row = next(line for line in lines if line.startswith("resnet18"))  # a long group id wraps onto the next line
-    assert row.split()[2:5] == [f"{TICK * 1e3:.3f}", f"{GPU * 1e3:.3f}", "0"]
+    assert row.split()[2:5] == [f"{TICK * 1e3:.3f}", f"{GPU * 1e3:.3f}", "0"]  # 2 rounds: no interval, no ±
     # Nothing held (a CPU): no GPU columns, no GPU figure, no verdict.
-    cpu = GroupResult(GROUP, "perf_counter", 0, 1, {"": Samples([TICK], [TICK])}, result.info, [], 0.0)
+    cpu = GroupResult(GROUP, "perf_counter", 0, 1, {"": Samples([TICK], [TICK])}, result.info, {}, 0.0)
     assert "GPU" not in summary_table([group_record(cpu)])
     plain = extra_info(Measurement.from_group(CaseSpec(GROUP, "model"), cpu, context()))
     assert (plain["gpu_ms"], plain["launch_bound"]) == (None, None)

@@ -15,7 +15,7 @@ from fixtures.memory import not_measured
 from fixtures.modes import Executor, effective_warmup, min_warmup
 from fixtures.options import Settings
 from fixtures.render.terminal import ProgressLines
-from fixtures.runner import GroupRunner, Plan
+from fixtures.runner import GroupResult, GroupRunner, Plan
 from fixtures.session import ProfileSession
 from fixtures.timers import FakeClock
 from fixtures.zoo import parse_input
@@ -44,12 +44,16 @@ class CountingBackend:
         return compiled
 
 
-def tiny_runner(backend=None, **plan) -> GroupRunner:
+def no_probe(group, model, x, forward, scopes):
+    return not_measured("not probed in this test", [m for names in scopes for m in names])
+
+
+def tiny_runner(backend=None, forward_memory=no_probe, **plan) -> GroupRunner:
     plan = {"warmup": 0, "rounds": 1, **plan}
     if backend is not None:
         plan["compile_backend"] = backend
     return GroupRunner(make_plan(**plan), clock_factory=lambda device: FakeClock(),
-                       model_factory=lambda name: ResNetStub())
+                       model_factory=lambda name: ResNetStub(), forward_memory=forward_memory)
 
 
 def test_every_compile_group_compiles_its_own_graph_past_the_recompile_limit():
@@ -89,20 +93,20 @@ def test_warm_up_covers_what_each_executor_needs():
     # --bench-warmup 0 under reduce-overhead: compile, record and replay before the first timed call (on a CPU the
     # cudagraph trees are skipped, but the calls are made all the same).
     backend = CountingBackend()
-    group = GroupKey("resnet18", TINY, "cpu", executor="compile")
-    result = tiny_runner(backend, compile_mode="reduce-overhead", rounds=2).run(group, [""])
+    group = GroupKey("resnet18", TINY, "cpu", executor="compile", compile_mode="reduce-overhead")
+    result = tiny_runner(backend, rounds=2).run(group, [""])
     assert (result.warmup, backend.calls) == (3, 3 + 2)
     settings = default_settings(models=("resnet18",), inputs=(TINY,), devices=("cpu",), scopes=("model",),
                                 executors=("compile",), compile_mode="reduce-overhead", warmup=0, rounds=1)
     lines: list[str] = []
     session = ProfileSession(settings, runner_factory=lambda plan: tiny_runner(CountingBackend()),
-                             progress=ProgressLines(lines.append, "reduce-overhead"),
-                             forward_memory=lambda group, scopes, seed: not_measured("not probed here", []))
+                             progress=ProgressLines(lines.append, "reduce-overhead"))
     session.measure(CaseSpec(group, "model"))
-    assert lines[0] == ("measuring resnet18-1x3x64x64-cpu-compile: 1 cases, warm-up 3 (not 0: compile reduce-overhead "
-                        "needs 3 warm-up calls (compile and warm up, record the CUDA graph, replay))")
-    assert lines[1:] == ["memory of resnet18-1x3x64x64-cpu-compile: 1 forward passes",
-                         f"measured resnet18-1x3x64x64-cpu-compile: 1 rounds in {session.records[group].result.wall_s:.1f} s"]
+    assert lines[1] == ("measuring resnet18-1x3x64x64-cpu-compile-reduce-overhead: 1 cases, warm-up 3 (not 0: compile "
+                        "reduce-overhead needs 3 warm-up calls (compile and warm up, record the CUDA graph, replay))")
+    wall = session.records[group].result.wall_s
+    assert lines[::2] == ["memory of resnet18-1x3x64x64-cpu-compile-reduce-overhead: 1 forward passes",
+                          f"measured resnet18-1x3x64x64-cpu-compile-reduce-overhead: 1 rounds in {wall:.1f} s"]
 
 
 def test_the_compiled_executor_holds_no_reference_cycle():
@@ -169,10 +173,10 @@ class FailingRunner:
     def __init__(self, plan: Plan, error: Exception) -> None:
         self.error = error
 
-    def run(self, group: GroupKey, modules: list[str]):
+    def run(self, group: GroupKey, modules: list[str], memory_scopes=None):
         FailingRunner.runs.append(group.id)
         if group.device == "cpu":
-            return tiny_runner().run(group, modules)
+            return tiny_runner().run(group, modules, memory_scopes)
         return self._forward(torch.zeros(256, 1024))
 
     def _forward(self, activation: torch.Tensor):
@@ -185,7 +189,6 @@ def session_with(error: Exception, context_error=lambda device: None) -> Profile
     return ProfileSession(
         settings(),
         runner_factory=lambda plan: FailingRunner(plan, error),
-        forward_memory=lambda group, scopes, seed: not_measured("not probed in this test", []),
         context_error=context_error,
     )
 
@@ -236,28 +239,49 @@ def test_a_sticky_cuda_error_fails_the_later_cuda_groups_at_once_and_spares_the_
     assert FailingRunner.runs == ["resnet18-1x3x64x64-cuda", "resnet18-1x3x64x64-cpu"]
     # The memory probe of a CUDA group is not attempted either.
     report = session.memory(GroupKey("resnet50", TINY, "cuda"))
-    assert report.forward.whole.note.startswith("CUDA is unusable in this process since resnet18-1x3x64x64-cuda")
+    assert report.forward.whole.note.startswith("not run: CUDA is unusable in this process since resnet18-1x3x64x64-cuda")
+
+
+def test_a_failing_memory_probe_leaves_its_figures_not_measured_and_the_rounds_run():
+    held: list[weakref.ref] = []
+
+    def probe(group, model, x, forward, scopes):
+        activation = torch.zeros(256, 1024)
+        held.append(weakref.ref(activation))
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore")
+
+    result = tiny_runner(forward_memory=probe, rounds=2).run(GroupKey("resnet18", TINY, "cpu"), ["", "conv1"], [["conv1"]])
+    assert result.memory.failed and result.memory.whole.note == (
+        "RuntimeError: CUDA error: an illegal memory access was encountered")
+    assert result.memory.modules["conv1"].peak is None
+    assert held[0]() is None  # nothing of the failed probe outlives it (no collection needed)
+    assert result.rounds == 2 and len(result.samples[""].device_s) == 2  # the timed passes ran all the same
+
+
+class ProbeFailingRunner:
+    """A CUDA group's run whose memory probe raised (as GroupRunner reports it), its rounds not asked for."""
+
+    runs: list[str] = []
+
+    def __init__(self, plan: Plan) -> None:
+        pass
+
+    def run(self, group: GroupKey, modules: list[str], memory_scopes=None):
+        ProbeFailingRunner.runs.append(group.id)
+        memory = not_measured("RuntimeError: CUDA error: an illegal memory access was encountered", [], failed=True)
+        return GroupResult(group, "cuda_event", 0, 0, {}, {}, {}, 0.0, memory=memory)
 
 
 def test_a_sticky_error_in_a_memory_probe_is_contained_like_a_group_failure():
     illegal = "AcceleratorError: CUDA error: an illegal memory access was encountered"
-    held: list[weakref.ref] = []
-
-    def probe(group, scopes, seed):
-        activation = torch.zeros(256, 1024)
-        held.append(weakref.ref(activation))
-        raise RuntimeError("CUDA error: an illegal memory access was encountered")
-
-    session = ProfileSession(settings(), runner_factory=lambda plan: FailingRunner(plan, AssertionError("not run")),
-                             forward_memory=probe, context_error=lambda device: illegal)
-    FailingRunner.runs = []
+    session = ProfileSession(settings(), runner_factory=ProbeFailingRunner, context_error=lambda device: illegal)
     report = session.memory(GroupKey("resnet18", TINY, "cuda"))
     assert report.forward.whole.note == "RuntimeError: CUDA error: an illegal memory access was encountered"
-    assert held[0]() is None  # nothing of the failed probe outlives it
     assert session.cuda_fault == ("the memory probe of resnet18-1x3x64x64-cuda", illegal)
+    ProbeFailingRunner.runs = []
     with pytest.raises(pytest.fail.Exception) as failure:
         session.measure(CaseSpec(GroupKey("resnet34", TINY, "cuda"), "model"))
     assert str(failure.value).endswith(
         f"not run: CUDA is unusable in this process since the memory probe of resnet18-1x3x64x64-cuda failed ({illegal})"
     )
-    assert FailingRunner.runs == []
+    assert ProbeFailingRunner.runs == []

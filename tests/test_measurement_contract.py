@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from fixtures.contract import extra_info, record
@@ -14,12 +16,14 @@ from fixtures.zoo import parse_input
 from stubs import context, measurement
 
 GROUP = GroupKey("resnet18", parse_input("2x3x64x64"), "cuda", "bf16", "channels_last", "eager")
+FOLDED = GroupKey("resnet18", parse_input("2x3x64x64"), "cuda", "bf16", "channels_last", "compile", "max-autotune",
+                  fold_bn=True, cudnn_benchmark=True)
 DEVICE = (0.004, 0.001, 0.003, 0.002)  # seconds per round
 HOST = (0.0005, 0.0006, 0.0007, 0.0008)  # launch-bound below 2.5 ms of device time: host median 0.65 ms
 
 
-def measured(**fields) -> Measurement:
-    spec = CaseSpec(GROUP, "block", "layer3.1")
+def measured(group: GroupKey = GROUP, **fields) -> Measurement:
+    spec = CaseSpec(group, "block", "layer3.1")
     return measurement(spec, DEVICE, HOST, timer="cuda_event", warmup=25,
                        info=ModuleInfo((2, 128, 8, 8), (2, 256, 4, 4), 1234), device_name="NVIDIA H200", threads=8,
                        **fields)
@@ -40,25 +44,38 @@ def test_from_group_takes_the_cases_share_of_the_group():
 
 
 def test_every_extra_info_value():
-    info = extra_info(measured(flops=10**9, peak_tflops=500.0, compile_s=1.5, fold_bn=True, compile_mode="max-autotune",
-                               gpu_s=(0.0021, 0.0023, 0.0022), cudnn_benchmark=True, peak_row="*H200* bf16",
-                               device_index=0))
+    clocks = ({"sm_mhz": 1980, "default_sm_mhz": 1980, "reasons": []},
+              {"sm_mhz": 1200, "default_sm_mhz": 1980, "reasons": ["sw_thermal_slowdown"]})
+    m = measured(FOLDED, flops=10**9, peak_tflops=500.0, compile_s=1.5, gpu_s=(0.0021, 0.0023, 0.0022),
+                 peak_row="*H200* bf16", device_index=0)
+    info = extra_info(dataclasses.replace(m, stop="budget", precision_target=0.005, gpu_clocks=clocks))
     median_s = 0.0025  # of 1, 2, 3, 4 ms
     expected = {
         "model": "resnet18", "input": "2x3x64x64", "input_shape": [2, 3, 64, 64], "device": "cuda",
         "device_name": "NVIDIA H200", "scope": "block", "module": "layer3.1", "module_input_shape": [2, 128, 8, 8],
         "module_output_shape": [2, 256, 4, 4], "params": 1234, "timer": "cuda_event", "warmup": 25,
         "p50_ms": 2.5, "p90_ms": 3.7, "p99_ms": 3.97, "fps": 2 / 0.0025, "dtype": "bf16", "dtype_method": "converted",
-        "memory_format": "channels_last", "executor": "eager", "fold_bn": True, "compile_s": 1.5,
+        "memory_format": "channels_last", "executor": "compile", "fold_bn": True, "compile_s": 1.5,
         "compile_mode": "max-autotune", "threads": 8, "flops": 10**9, "tflops_per_s": 1e9 / median_s / 1e12,
         "peak_pct": 100 * (1e9 / median_s / 1e12) / 500.0, "host_ms": 0.65,
         # GPU time 2.2 ms: the 2.5 ms latency is 1.136x it, past the 1.10 launch-bound ratio.
         "gpu_ms": 2.2, "gpu_rounds": 3, "launch_bound": True, "cudnn_benchmark": True, "peak_row": "*H200* bf16",
         "device_index": 0,
+        # 4 rounds: too few for a 95% interval; 4 vs 4 rounds can reach p = 1/70 at best, not 0.01.
+        "ci_low_ms": None, "ci_high_ms": None, "ci_level": None, "ci_rel": None, "detectable_slowdown": None,
+        "drift_p": pytest.approx(0.75, abs=0.01), "drift_change": 0.0, "drifted": False,  # 4, 1 | 3, 2 ms: 2.5 both
+        "stop": "budget", "precision_target": 0.005,
+        "gpu_clocks": {"start": clocks[0], "end": clocks[1]},
+        "gpu_clock_trouble": ["sw_thermal_slowdown", "sm clock 1200 MHz < 75% of 1980 MHz"],
     }
     assert set(info) == set(expected)
     for key, value in expected.items():
         assert info[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+    # Six rounds give the interval [x(1), x(6)] at 96.9%, its half-width over the median, and a detectable slowdown.
+    six = extra_info(measurement(CaseSpec(GROUP, "model"), (0.010, 0.011, 0.012, 0.013, 0.014, 0.016)))
+    assert (six["ci_low_ms"], six["ci_high_ms"]) == (pytest.approx(10.0), pytest.approx(16.0))
+    assert six["ci_level"] == pytest.approx(1 - 2 / 64) and six["ci_rel"] == pytest.approx(3.0 / 12.5)
+    assert six["detectable_slowdown"] > 0.10
     assert "peak_mib" not in info
 
 
@@ -68,6 +85,7 @@ def test_extra_info_without_flops_or_peak_and_with_memory():
     memory = MemoryReport(GROUP, static, ForwardMemory("cuda", Peak(16 * MIB, 48 * MIB)))
     info = extra_info(measured(memory=memory))
     assert (info["tflops_per_s"], info["peak_pct"], info["compile_mode"], info["fold_bn"]) == (None, None, None, False)
+    assert (info["gpu_clocks"], info["gpu_clock_trouble"], info["stop"]) == (None, [], "rounds")
     assert {k: info[k] for k in ("peak_mib", "activation_mib", "memory_tool", "allocated_mib", "params_m", "tensors_m")} \
         == {"peak_mib": 64.0, "activation_mib": 48.0, "memory_tool": "cuda", "allocated_mib": 16.0, "params_m": 3.0,
             "tensors_m": 4.0}

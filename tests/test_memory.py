@@ -11,9 +11,10 @@ import torch
 import torchvision
 
 from fixtures.matrix import GroupKey
-from fixtures.memory import MIB, measure_forward, static_memory
-from fixtures.render.files import memory_text
-from fixtures.zoo import NAMED_INPUTS, STAGES, parse_input
+from fixtures.memory import MIB, ForwardMemory, MemoryReport, Peak, measure_forward, static_memory
+from fixtures.modes import prepare
+from fixtures.render.files import memory_file, memory_text
+from fixtures.zoo import NAMED_INPUTS, STAGES, build_model, make_input, parse_input
 
 # The reference README's Memory Report: Allocated Memory (MB), # Params (M), # Tensors (M). Its counts are truncated to
 # three decimals (11,689,512 params print as 11.689), and its "MB" is MiB: 17,990,588 float32 elements are 68.63 MiB.
@@ -41,7 +42,7 @@ def _floor3(value: float) -> float:
 @pytest.mark.parametrize(("model", "inp"), list(REFERENCE), ids=[f"{m}-{i}" for m, i in REFERENCE])
 def test_memory_table_equals_reference(model: str, inp: str) -> None:
     mib, params_m, tensors_m = REFERENCE[model, inp]
-    static = static_memory(model, NAMED_INPUTS[inp].shape, "fp32")
+    static = static_memory(model, NAMED_INPUTS[inp].shape, "fp32", False)
     assert _floor3(static.params / 1e6) == params_m
     assert _floor3(static.tensors / 1e6) == tensors_m
     if (model, inp) in INCONSISTENT:
@@ -59,13 +60,13 @@ def test_memory_equals_independent_count(model: str, inp: str) -> None:
         state = torchvision.models.get_model(model, weights=None).state_dict()
     shape = NAMED_INPUTS[inp].shape
     expected = sum(t.numel() * t.element_size() for t in state.values()) + math.prod(shape) * 4
-    static = static_memory(model, shape, "fp32")
+    static = static_memory(model, shape, "fp32", False)
     assert static.bytes == expected
     assert static.tensors == sum(t.numel() for t in state.values()) + math.prod(shape)
 
 
 def test_every_tensor_named() -> None:
-    static = static_memory("resnet18", (1, 3, 32, 32), "fp32")
+    static = static_memory("resnet18", (1, 3, 32, 32), "fp32", False)
     with torch.device("meta"):
         model = torchvision.models.resnet18()
     names = [row.name for row in static.rows]
@@ -87,17 +88,26 @@ def test_memlab_counts_elements_but_overstates_bytes() -> None:
     reporter.device_mapping[torch.device("cpu")] = [*model.parameters(), *model.buffers(), x]
     reporter.get_stats()
     stats = reporter.device_tensor_stat[torch.device("cpu")]
-    static = static_memory("resnet18", (1, 3, 32, 32), "fp32")
+    static = static_memory("resnet18", (1, 3, 32, 32), "fp32", False)
     assert sum(s[2] for s in stats) == static.tensors
     by_name = {s[0]: s[3] for s in stats}
     assert by_name["conv1.weight"] == 4 * 9408 * 4  # 4× the 37,632 bytes it holds
     assert sum(s[3] for s in stats) > 3 * static.bytes
 
 
+def probe(group: GroupKey, scopes: list[list[str]], warm: bool = True):
+    """measure_forward on a fresh eager model of the group (called once first when `warm`)."""
+    model, x = prepare(build_model(group.model), make_input(group.input, 0), group)
+    with torch.inference_mode():
+        if warm:
+            model(x)
+        return measure_forward(group, model, x, lambda: model(x), scopes)
+
+
 def test_cpu_peak_of_one_forward() -> None:
     group = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
-    forward = measure_forward(group, [list(STAGES)], seed=0)
-    static = static_memory("resnet18", (1, 3, 64, 64), "fp32")
+    forward = probe(group, [list(STAGES)])
+    static = static_memory("resnet18", (1, 3, 64, 64), "fp32", False)
     assert forward.tool == "memray"
     assert forward.whole.resident == static.bytes
     assert forward.whole.peak == static.bytes + forward.whole.increase
@@ -111,19 +121,46 @@ def test_cpu_peak_of_one_forward() -> None:
 def test_nested_tracker_degrades_to_not_measured(tmp_path: Path) -> None:
     group = GroupKey("resnet18", parse_input("1x3x32x32"), "cpu")
     with memray.Tracker(tmp_path / "outer.bin"):
-        forward = measure_forward(group, [["conv1"]], seed=0)
+        forward = probe(group, [["conv1"]])
     assert forward.whole.peak is None
     assert "another memray tracker is active" in forward.whole.note
     assert forward.modules["conv1"].increase is None
 
 
 def test_memory_text_rows() -> None:
-    from fixtures.memory import ForwardMemory, MemoryReport, Peak
-
     group = GroupKey("resnet18", NAMED_INPUTS["cityscapes"], "cpu")
-    report = MemoryReport(group, static_memory("resnet18", group.input.shape, "fp32"), ForwardMemory("fake", Peak(100 * MIB, 50 * MIB)))
+    report = MemoryReport(group, static_memory("resnet18", group.input.shape, "fp32", False), ForwardMemory("fake", Peak(100 * MIB, 50 * MIB)))
     lines = memory_text(report).splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("Allocated Memory (MiB)"))
     assert lines[header + 2].split() == ["68.63", "68.64", "11.690", "17.991", "150.00", "50.00"]
     assert any(line.split()[:3] == ["input", "input", "1x3x1024x2048"] for line in lines if line.strip())
     assert any(line.startswith("layer4.1.bn2.running_var ") for line in lines)
+
+
+def test_the_probes_are_warm_and_the_cold_figures_were_not():
+    """The first call of a module allocates what later calls reuse (oneDNN primitives, the allocator's first blocks):
+    probed cold, conv1 and layer2 look bigger than they are. The runner probes after the warm-up."""
+    group = GroupKey("resnet18", parse_input("1x3x128x128"), "cpu")
+    cold, warm = probe(group, [["conv1", "layer2"]], warm=False), probe(group, [["conv1", "layer2"]])
+    for module in ("conv1", "layer2"):
+        assert warm.modules[module].increase < cold.modules[module].increase, module
+
+
+def test_memory_files_are_named_by_the_whole_group():
+    def named(group: GroupKey) -> str:
+        return memory_file(MemoryReport(group, static_memory("resnet18", (1, 3, 8, 8), "fp32", False),
+                                        ForwardMemory("fake", Peak(1, 1))))
+
+    tiny = parse_input("1x3x64x64")
+    assert named(GroupKey("resnet18", tiny, "cuda:1")) == "memory_reports/resnet18_1x3x64x64_cuda1.txt"
+    assert named(GroupKey("resnet18", tiny, "cuda", "bf16", executor="cuda_graph")) == (
+        "memory_reports/resnet18_1x3x64x64_cuda_bf16_cuda_graph.txt")
+    assert named(GroupKey("resnet18", tiny, "cuda", executor="compile", compile_mode="max-autotune", fold_bn=True)) == (
+        "memory_reports/resnet18_1x3x64x64_cuda_compile_max-autotune_fold_bn.txt")
+
+
+def test_folded_batchnorm_is_what_is_resident():
+    plain, folded = (static_memory("resnet18", (1, 3, 32, 32), "fp32", fold) for fold in (False, True))
+    assert not any(".bn" in row.name or row.name.startswith("bn") for row in folded.rows)
+    # Every BatchNorm's weight, bias, running mean and variance go; each folded convolution gains a bias.
+    assert folded.params < plain.params and folded.bytes < plain.bytes

@@ -17,8 +17,6 @@ from fixtures.contract import ContractError, differences, find_saved, load_run, 
 from fixtures.options import parse_alpha, parse_bool, parse_percent
 from fixtures.regression import (
     EXACT_MAX_PAIRS,
-    Baseline,
-    BaselineError,
     RegressionPolicy,
     bh_level,
     compare,
@@ -27,6 +25,7 @@ from fixtures.regression import (
     u_test,
 )
 from fixtures.render.terminal import failure_line
+from fixtures.verdicts import Baseline, BaselineError
 
 POLICY = RegressionPolicy(threshold=0.10, alpha=0.01)
 

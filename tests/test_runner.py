@@ -10,7 +10,8 @@ from fixtures.matrix import GroupKey, Matrix, modules_for
 from fixtures.measurement import GroupRecord
 from fixtures.runner import GroupRunner
 from fixtures.timers import FakeClock
-from fixtures.zoo import STAGES, parse_input
+from fixtures.zoo import STAGES, build_model, parse_input
+from stubs import ResNetStub
 from stubs import plan as make_plan
 from stubs import settings
 
@@ -20,8 +21,11 @@ GROUP = GroupKey("resnet18", TINY, "cpu")
 ALL = [*modules_for("resnet18", "model"), *modules_for("resnet18", "stage"), *modules_for("resnet18", "block")]
 
 
-def run(modules, **plan):
-    runner = GroupRunner(make_plan(**{"warmup": 1, **plan}), clock_factory=lambda device: FakeClock((TICK,)))
+def run(modules, stub=False, **plan):
+    """One group run on the fake clock (of a ResNet stand-in when `stub`: conv1 and layer1, quick for many rounds)."""
+    factory = (lambda name: ResNetStub()) if stub else build_model
+    runner = GroupRunner(make_plan(**{"warmup": 1, **plan}), clock_factory=lambda device: FakeClock((TICK,)),
+                         model_factory=factory)
     return runner.run(GROUP, modules)
 
 
@@ -30,22 +34,53 @@ def test_every_mark_is_one_tick_so_each_module_spans_its_nested_marks():
     assert result.rounds == 3 and result.timer == "fake" and result.warmup == 1
     # Clean pass: two marks around the bare model.
     assert result.samples[""].device_s == [TICK] * 3
-    # A stage with no hooked children spans one tick; layerN spans its two blocks' four marks plus its own: 5 ticks.
+    # Stages and blocks are marked in passes of their own: layerN's span holds none of its blocks' marks.
     assert result.samples["conv1"].device_s == [TICK] * 3
-    assert result.samples["layer2"].device_s == [5 * TICK] * 3
+    assert result.samples["layer2"].device_s == [TICK] * 3
     assert result.samples["layer3.1"].device_s == [TICK] * 3
     # Host and device read the same clock on a CPU.
     assert result.samples["layer2"].host_s == result.samples["layer2"].device_s
-    # Instrumented pass: begin + end + 2 marks for each of 10 stages and 8 blocks = 38 marks, 37 ticks.
-    assert result.instrumented_s == [37 * TICK] * 3
+    # The stage pass: begin + end + 2 marks for each of 10 stages = 22 marks, 21 ticks; the block pass: 8 blocks, 17.
+    assert result.instrumented_s == {"stage": [21 * TICK] * 3, "block": [17 * TICK] * 3}
 
 
-def test_adaptive_rounds_follow_min_rounds_and_max_time():
-    # One tick per clean pass: max_time of 5 ticks needs 5 rounds, more than min_rounds.
-    assert run(["", "conv1"], min_rounds=3, max_time=5 * TICK).rounds == 5
-    assert run(["", "conv1"], min_rounds=7, max_time=5 * TICK).rounds == 7
-    # Without the whole model, the instrumented passes count: begin, conv1 pre/post, end = 3 ticks a pass.
-    assert run(["conv1"], min_rounds=1, max_time=7 * TICK).rounds == 3
+def test_a_stage_is_timed_alike_whatever_else_is_selected():
+    """layer1's figure doesn't depend on whether its blocks are selected: no block hook runs in its pass."""
+    alone = run(["layer1"], rounds=3).samples["layer1"]
+    with_blocks = run(["layer1", "layer1.0", "layer1.1"], rounds=3).samples["layer1"]
+    assert alone.device_s == with_blocks.device_s == [TICK] * 3
+    assert alone.host_s == with_blocks.host_s
+
+
+def test_the_time_budget_stops_a_group_after_its_min_rounds():
+    # A round here: the clean pass (1 tick) and the stage pass (begin, conv1's two marks, end: 3 ticks) = 4 ticks.
+    result = run(["", "conv1"], stub=True, min_rounds=3, precision=None, budget_s=19 * TICK)
+    assert (result.rounds, result.stop, result.spent_s) == (5, "no target", 20 * TICK)
+    assert run(["", "conv1"], stub=True, min_rounds=7, precision=None, budget_s=19 * TICK).rounds == 7  # min_rounds first
+    assert run(["", "conv1"], stub=True, rounds=2, precision=None, budget_s=19 * TICK).rounds == 2  # fixed rounds win
+
+
+def test_the_precision_target_stops_a_steady_group_once_its_interval_is_tight():
+    # Steady rounds: the interval of the median is known from 6 rounds on, and is 0 wide. Without the target the
+    # budget would take 50 rounds.
+    result = run(["", "conv1"], stub=True, min_rounds=1, precision=0.01, budget_s=200 * TICK)
+    assert (result.rounds, result.stop, result.precision) == (6, "precise", 0.01)
+    assert run(["", "conv1"], stub=True, min_rounds=1, precision=None, budget_s=200 * TICK).rounds == 50
+
+
+def test_a_group_that_runs_out_of_budget_before_its_target_is_named_imprecise():
+    # Noisy rounds (the clean pass alternates 1 and 3 ticks): ±50% never reaches ±1%; the budget ends the group.
+    runner = GroupRunner(make_plan(warmup=0, min_rounds=1, precision=0.01, budget_s=40 * TICK),
+                         clock_factory=lambda device: FakeClock((TICK, TICK, 3 * TICK, 3 * TICK)),
+                         model_factory=lambda name: ResNetStub())
+    result = runner.run(GROUP, [""])
+    assert result.stop == "budget" and result.imprecise and result.rounds == 20  # 1 and 3 ticks: 2 a round
+    assert not run([""], stub=True, rounds=3).imprecise
+
+
+def test_precision_is_read_on_the_first_instrumented_pass_without_the_whole_model():
+    result = run(["conv1"], stub=True, min_rounds=1, precision=0.01, budget_s=200 * TICK)
+    assert (result.rounds, result.stop) == (6, "precise")
 
 
 def test_only_the_asked_modules_are_timed():
@@ -93,14 +128,14 @@ def test_summary_ratios_from_fake_clock_samples():
     from fixtures.render.terminal import block_sum_ratio, hook_overhead, stage_sum_ratio, summary_table
 
     result = record(run(ALL, rounds=3))
-    # Stages: six one-tick stages + four layers of 5 ticks = 26 ticks over a one-tick clean pass.
-    assert stage_sum_ratio(result) == 26.0
-    # Blocks: 8 one-tick blocks over the four 5-tick layers.
-    assert block_sum_ratio(result) == 8 / 20
-    # Instrumented pass: 37 ticks over the clean pass's one.
-    assert hook_overhead(result) == 37.0
-    *_, row, clocks = summary_table([result]).splitlines()
-    row = row.split()
-    assert row == ["resnet18-1x3x64x64-cpu", "3", f"{TICK * 1e3:.3f}", "26.000", "0.400", "37.000", row[-1]]
-    assert clocks == "timed with fake after 1 warm-up call (cpu)"
+    # Stages: ten one-tick stages over a one-tick clean pass.
+    assert stage_sum_ratio(result) == 10.0
+    # Blocks: 8 one-tick blocks over the four one-tick layers.
+    assert block_sum_ratio(result) == 8 / 4
+    # The stage pass: 21 ticks over the clean pass's one.
+    assert hook_overhead(result) == 21.0
+    lines = summary_table([result]).splitlines()
+    row = lines[2].split()
+    assert row == ["resnet18-1x3x64x64-cpu", "3", f"{TICK * 1e3:.3f}", "10.000", "2.000", "21.000", row[-1]]
+    assert lines[3] == "timed with fake after 1 warm-up call (cpu)"
     assert stage_sum_ratio(record(run(["", "conv1"], rounds=1))) is None  # not every stage timed: no ratio

@@ -6,6 +6,8 @@ forward pre-hook logs each call of the timed model, so the runner's sequence of 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -66,17 +68,18 @@ def test_warm_up_first_one_synchronize_per_pass_and_host_kept_apart(logged):
     # One test, not several over the module-scoped run: mutmut maps the run to the test whose setup ran it.
     log, result = logged
     clean = ["start", "mark", "forward", "mark", "sync"]
-    # Instrumented: begin, the model's call, conv1's pre/post marks, layer1.0's pre/post marks, end; one sync, not one
-    # per module.
-    instrumented = ["start", "mark", "forward", "mark", "mark", "mark", "mark", "mark", "sync"]
-    assert log == ["forward", "forward", "sync", *clean, *instrumented, *clean, *instrumented]
+    # Instrumented: begin, the model's call, the module's pre/post marks (conv1 in the stage pass, layer1.0 in the
+    # block pass), end; one sync a pass, not one per module.
+    instrumented = ["start", "mark", "forward", "mark", "mark", "mark", "sync"]
+    assert log == ["forward", "forward", "sync", *clean, *instrumented, *instrumented] * 1 + [
+        *clean, *instrumented, *instrumented]
     assert result.rounds == 2 and result.warmup == 2 and result.timer == "logging"
     assert result.samples[""].device_s == [TICK, TICK]
     assert result.samples[""].host_s == [3 * TICK, 3 * TICK]
     assert result.samples["conv1"].device_s == [TICK, TICK]
     assert result.samples["conv1"].host_s == [3 * TICK, 3 * TICK]
-    # Begin, conv1 pre and post, layer1.0 pre and post, end: 5 device ticks.
-    assert result.instrumented_s == [5 * TICK, 5 * TICK]
+    # Begin, the module's pre and post, end: 3 device ticks a pass.
+    assert result.instrumented_s == {"stage": [3 * TICK] * 2, "block": [3 * TICK] * 2}
 
 
 def test_the_plan_reaches_the_run():
@@ -89,10 +92,10 @@ def test_the_plan_reaches_the_run():
         model.bn1.register_forward_pre_hook(lambda _module, _args: log.append("bn1"))
         return model
 
-    runner = GroupRunner(plan(warmup=0, min_rounds=0, max_time=1e-9, fold_bn=True),
+    runner = GroupRunner(plan(warmup=0, min_rounds=0, budget_s=1e-9),
                          clock_factory=lambda device: devices.append(device) or LoggingClock(log),
                          model_factory=model_factory)
-    result = runner.run(GROUP, ["", "bn1"])  # bn1 times the Identity left in its place
+    result = runner.run(dataclasses.replace(GROUP, fold_bn=True), ["", "bn1"])  # bn1 times the Identity in its place
     assert result.rounds == 1 and devices == ["cpu"]
     assert "bn1" not in log  # folded: the hooked BatchNorm was replaced before the first call
     assert result.samples["bn1"].device_s == [TICK]
