@@ -11,9 +11,8 @@ from fixtures.measurement import GroupRecord
 from fixtures.runner import GroupRunner
 from fixtures.timers import FakeClock
 from fixtures.zoo import STAGES, build_model, parse_input
-from stubs import ResNetStub
+from stubs import ResNetStub, settings
 from stubs import plan as make_plan
-from stubs import settings
 
 TICK = 2.0**-10
 TINY = parse_input("1x3x64x64")
