@@ -25,7 +25,7 @@ from fixtures.drilldown import (
 )
 from fixtures.matrix import GroupKey, modules_for
 from fixtures.module_shapes import ModuleInfo
-from fixtures.render.drilldown import drilldown_lines
+from fixtures.render.drilldown import drilldown_lines, group_clock_check
 from fixtures.report.tables import where_the_time_goes_rows
 from fixtures.runner import GroupResult, GroupRunner, Samples
 from fixtures.timers import FakeClock
@@ -132,35 +132,68 @@ def _cuda_trace(device_ranges: bool) -> dict:
 
 
 def test_cuda_kernel_table_joins_kernels_to_their_launches():
-    profiles, clock = analyse_trace(_cuda_trace(True), {"g forward": "", "conv1": "conv1"}, "cuda")
-    assert clock == "gpu range"
-    assert profiles["conv1"].range_ms == (0.05,)
-    assert profiles["conv1"].ops == (
-        OpTime("sm90_xmma_fprop", 1, 0.03, 0.6),
-        OpTime("bn_fw_inf", 1, 0.01, 0.2),
-        OpTime("cudnn_generic", 1, 0.005, 0.1),
-    )
-    assert profiles[""].range_ms == (0.2,)
-    assert [op.name for op in profiles[""].ops] == ["sm90_xmma_fprop", "bn_fw_inf", "Memcpy DtoD", "cudnn_generic"]
-    assert profiles[""].ops[2] == OpTime("Memcpy DtoD", 1, 0.005, 0.025)
-    # Without device ranges in the trace, a module's time is the sum of its kernels.
-    profiles, clock = analyse_trace(_cuda_trace(False), {"g forward": "", "conv1": "conv1"}, "cuda")
-    assert clock == "kernel sum"
-    assert profiles["conv1"].range_ms == (0.045,)
-    assert profiles["conv1"].ops[0] == OpTime("sm90_xmma_fprop", 1, 0.03, 30 / 45)
+    for device_ranges in (True, False):  # Kineto's own device ranges are not read: the kernels' span is
+        profiles, clock = analyse_trace(_cuda_trace(device_ranges), {"g forward": "", "conv1": "conv1"}, "cuda")
+        assert clock == "gpu span"
+        # conv1's kernels run 1000 → 1045 µs on the device.
+        assert profiles["conv1"].range_ms == (0.045,)
+        assert profiles["conv1"].ops == (
+            OpTime("sm90_xmma_fprop", 1, 0.03, 30 / 45),
+            OpTime("bn_fw_inf", 1, 0.01, 10 / 45),
+            OpTime("cudnn_generic", 1, 0.005, 5 / 45),
+        )
+        # The forward's: conv1's and the copy, 1000 → 1105 µs (the gap before the copy included: it is GPU time the
+        # held passes measure too).
+        assert profiles[""].range_ms == (0.105,)
+        assert [op.name for op in profiles[""].ops] == ["sm90_xmma_fprop", "bn_fw_inf", "Memcpy DtoD", "cudnn_generic"]
+        assert profiles[""].ops[2] == OpTime("Memcpy DtoD", 1, 0.005, 5 / 105)
 
 
-def test_cuda_passes_pair_device_ranges_by_time():
-    """Device ranges are matched to passes in time order, whatever their order in the file."""
+def test_an_outer_range_gets_the_kernels_of_the_ranges_inside_it():
+    """In an all-scopes run layer1 holds layer1.0's range: its span covers layer1.0's kernels and its own (Kineto's
+    device ranges give each kernel to the innermost range, which left layer1 and the forward without one)."""
+    trace = {"traceEvents": [
+        _x("user_annotation", "g forward", 0, 500),
+        _x("user_annotation", "layer1", 10, 300),
+        _x("user_annotation", "layer1.0", 20, 100),
+        _x("cuda_runtime", "cudaLaunchKernel", 30, 5, correlation=1),  # in layer1.0 (and layer1, the forward)
+        _x("cuda_runtime", "cudaLaunchKernel", 200, 5, correlation=2),  # in layer1, after layer1.0
+        _x("kernel", "conv_a", 1000, 40, tid=7, correlation=1),
+        _x("kernel", "relu_b", 1060, 10, tid=7, correlation=2),
+        _x("gpu_user_annotation", "layer1.0", 1000, 40, tid=7),  # Kineto: the innermost range only
+    ]}
+    profiles, _ = analyse_trace(trace, {"g forward": "", "layer1": "layer1", "layer1.0": "layer1.0"}, "cuda")
+    assert profiles["layer1.0"].range_ms == (0.04,)
+    assert profiles["layer1"].range_ms == (0.07,) and profiles[""].range_ms == (0.07,)
+    assert [op.name for op in profiles["layer1"].ops] == ["conv_a", "relu_b"]
+
+
+def test_cuda_passes_are_told_apart_by_their_launches():
+    """Each occurrence of a range is one pass; its kernels are those its launches started."""
     trace = {"traceEvents": [
         _x("user_annotation", "conv1", 10, 100), _x("cuda_runtime", "cudaLaunchKernel", 20, 5, correlation=1),
         _x("user_annotation", "conv1", 510, 100), _x("cuda_runtime", "cudaLaunchKernel", 520, 5, correlation=2),
-        _x("kernel", "k_a", 1000, 30, tid=7, correlation=1), _x("kernel", "k_b", 2000, 10, tid=7, correlation=2),
-        _x("gpu_user_annotation", "conv1", 2000, 20, tid=7), _x("gpu_user_annotation", "conv1", 1000, 40, tid=7),
+        _x("kernel", "k_b", 2000, 20, tid=7, correlation=2), _x("kernel", "k_a", 1000, 40, tid=7, correlation=1),
     ]}
     profile = analyse_trace(trace, {"conv1": "conv1"}, "cuda")[0]["conv1"]
     assert profile.range_ms == (0.04, 0.02)
-    assert profile.ops == (OpTime("k_b", 1, 0.01, 0.5),)  # the lower of two passes is the second one
+    assert profile.ops == (OpTime("k_b", 1, 0.02, 1.0),)  # the lower of two passes is the second one
+
+
+def test_the_two_clocks_compare_gpu_time_with_gpu_time():
+    """On a GPU the profiler's kernel span is set against the suite's GPU time (gpu_ms), never the latency."""
+    ms = 2.0**-10
+    samples = {"": Samples([8 * ms] * 3, [ms] * 3, [4 * ms] * 3), "conv1": Samples([2 * ms] * 3, [ms] * 3, [ms] * 3)}
+    info = dict.fromkeys(samples, ModuleInfo((1,), (1,), 0))
+    profile = GroupProfile(passes=3, clock="gpu span",
+                           modules={"conv1": ModuleProfile("conv1", (ms * 1e3,), ())})
+    record = group_record(GroupResult(GroupKey("resnet18", parse_input("1x3x64x64"), "cuda"), "cuda_event", 25, 3,
+                                      samples, info, {"stage": [8 * ms] * 3}, 1.0, profile=profile))
+    assert group_clock_check(record) == ClockCheck({"conv1": 1.0}, 1.0)  # 1 ms of kernels over 1 ms of GPU time
+    rows = where_the_time_goes_rows([{"module": "conv1", "scope": "stage", "p50_ms": 2 * ms * 1e3,
+                                      "gpu_ms": ms * 1e3, "profiler_ms": ms * 1e3, "top_ops": [
+                                          {"name": "k", "calls": 1, "ms": ms * 1e3, "share": 1.0}]}])
+    assert rows[0][2:5] == (f"{ms * 1e3:.3f}", f"{ms * 1e3:.3f}", "1.000")
 
 
 def test_two_clocks_ratio_per_stage_and_summed():

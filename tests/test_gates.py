@@ -236,3 +236,14 @@ def test_budget_summary_lines():
         f"  not measured, so not checked (1): {MODEL.id} (peak_mib)",
     ]
 
+
+
+def test_a_baseline_measured_with_other_settings_is_refused_like_another_machine(tmp_path):
+    path = saved_run(tmp_path, {**MACHINE, "fold_bn": True})
+    with pytest.raises(BaselineError, match=r"\(fold_bn: baseline True, now False\)"):
+        build_gates(settings(regression=path), {**MACHINE, "fold_bn": False})
+    # A baseline saved before the settings were recorded ran with their defaults: it compares with a default run.
+    assert build_gates(settings(regression=saved_run(tmp_path)), {**MACHINE, "fold_bn": False,
+                                                                   "compile_mode": "default"}).baseline is not None
+    with pytest.raises(BaselineError, match=r"compile_mode: baseline 'default', now 'max-autotune'"):
+        build_gates(settings(regression=saved_run(tmp_path)), {**MACHINE, "compile_mode": "max-autotune"})

@@ -12,6 +12,7 @@ from fixtures.efficiency import peak_lookup, peak_pct, tflops_per_s
 from fixtures.flops import flops_by_module
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.modes import fold_batchnorm, not_in_situ, unsupported
+from fixtures.module_shapes import ModuleInfo
 from fixtures.runner import GroupRunner
 from fixtures.zoo import STAGES, build_model, parse_input
 from stubs import measurement as record_of
@@ -206,3 +207,45 @@ def test_report_compares_modes_per_module(tmp_path):
         ["layer3.1", "bf16 channels_last", "1.000", "4.00", "6.00", "0.6", "-"],
         ["layer3.1", "fp32 eager", "4.000", "1.00", "1.50", "-", "-"],
     ]
+
+
+def test_a_linear_layer_is_compared_with_the_matmul_peak(monkeypatch):
+    """fc is a matmul: its TF32 flag is cuBLAS's (off by default), not cuDNN's (on): fp32 fc against the FP32 peak."""
+    from fixtures import measurement as record_module
+    from fixtures.runner import GroupResult, Samples
+    from stubs import settings
+
+    monkeypatch.setattr(record_module, "device_name", lambda device: "NVIDIA H200")
+    monkeypatch.setattr(record_module, "cudnn_conv_tf32", lambda: True)
+    monkeypatch.setattr(record_module, "matmul_tf32", lambda: False)
+    group = GroupKey("resnet18", TINY, "cpu")
+    info = {"fc": ModuleInfo((1, 512), (1, 1000), 513_000, "Linear"), "conv1": ModuleInfo((1,), (1,), 9408, "Conv2d")}
+    result = GroupResult(group, "fake", 0, 1, {m: Samples([0.001], [0.001]) for m in info}, info, {}, 0.0)
+    rows = {m: record_module.case_context(CaseSpec(group, "stage", m), settings(), None, result).peak_row for m in info}
+    assert rows == {"fc": "*H200* fp32", "conv1": "*H200* tf32"}
+    monkeypatch.setattr(record_module, "matmul_tf32", lambda: True)
+    assert record_module.case_context(CaseSpec(group, "stage", "fc"), settings(), None, result).peak_row == "*H200* tf32"
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_calibrated_batchnorm_keeps_activations_of_order_one(dtype):
+    """Uncalibrated (eval-mode BatchNorm at mean 0, variance 1: the identity), resnet101's activations grow through the
+    residual additions to ~1e4 by layer3, and fp16 overflows; calibrated, every stage stays of order one."""
+    model = build_model("resnet101").to(dtype)
+    largest: dict[str, float] = {}
+    for stage in STAGES:
+        model.get_submodule(stage).register_forward_hook(
+            lambda _m, _a, out, stage=stage: largest.__setitem__(stage, out.float().abs().max().item()))
+    with torch.inference_mode():
+        out = model(torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)).to(dtype))
+    assert torch.isfinite(out).all()
+    assert max(largest.values()) < 100, largest
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(m.momentum == 0.1 for m in norms) and not model.training  # calibrated, then back as built
+    assert norms[0].running_var.float().mean() != 1.0
+
+
+def test_models_are_built_alike_from_their_seed():
+    a, b = build_model("resnet18"), build_model("resnet18")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(build_model("resnet18", seed=1).conv1.weight, a.conv1.weight)

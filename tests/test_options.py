@@ -55,3 +55,53 @@ def test_auto_values():
     assert parse_warmup("auto") is None
     assert parse_warmup("0") == 0
     assert parse_rounds("7") == 7
+
+
+@pytest.fixture
+def configured(pytester: pytest.Pytester):
+    """The Settings a command line resolves to (the plugin configured in this process, nothing measured)."""
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    pytester.syspathinsert(root)
+    os.environ.pop("PYTEST_ADDOPTS", None)
+
+    def settings(*args: str):
+        from fixtures.plugin import SESSION
+
+        config = pytester.parseconfigure("-p", "fixtures.plugin", "--bench-devices", "cpu", *args)
+        return config.stash[SESSION].settings
+
+    return settings
+
+
+def test_the_stopping_rule_reads_each_of_its_options(configured):
+    """Each option the stopping rule reads reaches it (a test per option that fails when the option is ignored)."""
+    default = configured()
+    assert (default.precision_for("cpu"), default.precision_for("cuda")) == (0.05, 0.005)
+    assert (default.time_budget_for("cpu"), default.time_budget_for("cuda")) == (10.0, 5.0)
+    assert (default.rounds, default.min_rounds, default.disable_gc) == (None, 5, False)
+    assert configured("--bench-precision", "0.5%").precision_for("cpu") == pytest.approx(0.005)
+    assert configured("--bench-precision", "off").precision_for("cuda") is None
+    assert configured("--bench-time-budget", "42").time_budget_for("cuda") == 42.0
+    # pytest-benchmark's --benchmark-max-time, when given, is the group's time budget; --bench-time-budget wins.
+    assert configured("--benchmark-max-time", "3").time_budget_for("cpu") == 3.0
+    assert configured("--benchmark-max-time=3", "--bench-time-budget=7").time_budget_for("cpu") == 7.0
+    assert configured("--benchmark-min-rounds", "9").min_rounds == 9
+    assert configured("--benchmark-disable-gc").disable_gc is True
+    assert configured("--bench-rounds", "4").rounds == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--bench-precision", "0"), "precision must be a percentage above 0 such as 1%, 'auto' or 'off', not '0'"),
+        (("--bench-precision", "fine"), "precision must be a percentage above 0"),
+        (("--bench-time-budget", "-1"), "time budget must be seconds above 0 such as 30, or 'auto', not '-1'"),
+    ],
+)
+def test_bad_stopping_options_are_one_line(configured, args, message):
+    with pytest.raises(pytest.UsageError, match="argument") as error:
+        configured(*args)
+    assert message in str(error.value)

@@ -28,22 +28,25 @@ def _rows(text: str, first_cell: str) -> list[list[str]]:
 
 def test_latency_rows() -> None:
     text = render_markdown(load_run(DATA))
-    assert _rows(text, "ResNet-18")[0] == ["ResNet-18", "1x3x32x32", "cpu", "BasicBlock", "204.468", "277.249", "4.89"]
-    assert _rows(text, "ResNet-50")[0] == ["ResNet-50", "1x3x32x32", "cpu", "Bottleneck", "15.812", "0.266", "63.25"]
+    # The median is stats.median; a run saved before the interval existed has no ±.
+    assert _rows(text, "ResNet-18")[0] == ["ResNet-18", "1x3x32x32", "cpu", "BasicBlock", "204.468", "277.249", "65.789",
+                                           "4.89"]
+    assert _rows(text, "ResNet-50")[0] == ["ResNet-50", "1x3x32x32", "cpu", "Bottleneck", "15.812", "0.266", "15.785",
+                                           "63.25"]
 
 
 def test_stage_and_block_rows() -> None:
     text = render_markdown(load_run(DATA))
     conv1 = _rows(text, "conv1")
     assert conv1 == [
-        ["conv1", "1x64x16x16", "9,408", "6.386", "10.516", "3.1"],
-        ["conv1", "1x64x16x16", "9,408", "0.296", "0.014", "1.2"],
+        ["conv1", "1x64x16x16", "9,408", "6.386", "10.516", "0.317", "3.1"],
+        ["conv1", "1x64x16x16", "9,408", "0.296", "0.014", "0.288", "1.2"],
     ]
     assert [r[3] for r in _rows(text, "sum of stages")] == ["206.743", "25.223"]
     assert [r[3] for r in _rows(text, "whole model")] == ["204.468", "15.812", "204.468", "15.812"]
     assert _rows(text, "layer1.0") == [
-        ["layer1.0", "1x64x8x8", "73,984", "22.982", "39.021", "12.0"],
-        ["layer1.0", "1x256x8x8", "75,008", "0.442", "0.016", "1.9"],
+        ["layer1.0", "1x64x8x8", "73,984", "22.982", "39.021", "0.541", "12.0"],
+        ["layer1.0", "1x256x8x8", "75,008", "0.442", "0.016", "0.447", "1.9"],
     ]
     assert len(_rows(text, "layer4.2")) == 1  # resnet50 has three blocks in layer4, resnet18 two
 
@@ -114,3 +117,18 @@ def test_bad_input_from_the_command_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path / 'nope.json'}: no such file\n"
     assert result.stdout == ""
+
+
+def test_each_median_carries_its_precision_and_marks(tmp_path: Path) -> None:
+    data = json.loads(DATA.read_text())
+    for bench in data["benchmarks"]:
+        if bench["extra_info"]["model"] == "resnet18" and bench["extra_info"]["scope"] == "model":
+            bench["extra_info"].update(ci_rel=0.0123, stop="budget", drifted=True)
+        if bench["extra_info"]["model"] == "resnet50" and bench["extra_info"]["scope"] == "model":
+            bench["extra_info"].update(ci_rel=0.004, stop="precise", drifted=False)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    text = render_markdown(load_run(path))
+    assert _rows(text, "ResNet-18")[0][6] == "65.789 ±1.2*~"  # imprecise (the budget ended it) and drifted
+    assert _rows(text, "ResNet-50")[0][6] == "15.785 ±0.4"
+    assert "the time budget ended the group before its precision target" in text

@@ -196,7 +196,7 @@ def test_heatmap_cells_are_the_block_shares(tmp_path: Path) -> None:
     assert main([str(path), "--out", str(tmp_path / "out"), "--no-plots"]) == 0
     expected = {b["extra_info"]["module"]: b["stats"]["mean"] * 1e3 / 20.0 * 100 for b in blocks}
     markdown = (tmp_path / "out" / "report.md").read_text().split("### Per block")[1]
-    table = {cells[0]: cells[5] for line in markdown.splitlines() if line.startswith("| layer")
+    table = {cells[0]: cells[6] for line in markdown.splitlines() if line.startswith("| layer")
              for cells in [[c.strip() for c in line.strip("|").split("|")]]}
     assert table == {m: f"{share:.1f}" for m, share in expected.items()}
     assert sorted(table.values(), key=float) == ["5.0", "5.0", "10.0", "10.0", "15.0", "15.0", "20.0", "20.0"]
@@ -218,7 +218,7 @@ def test_older_run_renders_with_empty_columns(tmp_path: Path) -> None:
     text = (tmp_path / "out" / "report.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| ResNet-18"))
     assert [c.strip() for c in row.strip("|").split("|")] == [
-        "ResNet-18", "1x3x32x32", "cpu", "BasicBlock", "204.468", "277.249", "-"]
+        "ResNet-18", "1x3x32x32", "cpu", "BasicBlock", "204.468", "277.249", "65.789", "-"]
     conv1 = next(line for line in text.splitlines() if line.startswith("| conv1"))
     assert [c.strip() for c in conv1.strip("|").split("|")][:3] == ["conv1", "-", "-"]
     assert "### Memory Report" not in text

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from fixtures.matrix import GroupKey, Matrix, modules_for
+from fixtures.matrix import GroupKey, Matrix, build_groups, modules_for
 from fixtures.measurement import GroupRecord
 from fixtures.runner import GroupRunner
 from fixtures.timers import FakeClock
@@ -138,3 +138,41 @@ def test_summary_ratios_from_fake_clock_samples():
     assert row == ["resnet18-1x3x64x64-cpu", "3", f"{TICK * 1e3:.3f}", "10.000", "2.000", "21.000", row[-1]]
     assert lines[3] == "timed with fake after 1 warm-up call (cpu)"
     assert stage_sum_ratio(record(run(["", "conv1"], rounds=1))) is None  # not every stage timed: no ratio
+
+
+def test_garbage_collection_is_off_inside_the_timed_passes_when_asked():
+    """--benchmark-disable-gc was recorded in the JSON but not done: tensors are gc-tracked, so collections landed in
+    the timed passes. Now no collection can run between a pass's marks, and gc is as it was afterwards."""
+    import gc
+
+    class GcWatchingClock(FakeClock):
+        def __init__(self) -> None:
+            super().__init__((TICK,))
+            self.enabled: list[bool] = []
+
+        def mark(self):
+            self.enabled.append(gc.isenabled())
+            return super().mark()
+
+    for disable in (True, False):
+        clock = GcWatchingClock()
+        runner = GroupRunner(make_plan(warmup=0, rounds=2, disable_gc=disable), clock_factory=lambda d, clock=clock: clock,
+                             model_factory=lambda name: ResNetStub())
+        runner.run(GROUP, ["", "conv1"])
+        assert clock.enabled and set(clock.enabled) == {not disable}
+        assert gc.isenabled()
+
+
+def test_settings_that_change_a_figure_name_the_case():
+    """fold_bn, a compile mode and cuDNN autotuning are in the ids (default ids stay as they were), so
+    --benchmark-compare and the regression gate never set folded against unfolded under one name."""
+    assert GroupKey("resnet18", TINY, "cpu").id == "resnet18-1x3x64x64-cpu"
+    assert GroupKey("resnet18", TINY, "cpu", fold_bn=True).id == "resnet18-1x3x64x64-cpu-fold_bn"
+    compiled = GroupKey("resnet18", TINY, "cuda", "bf16", executor="compile", compile_mode="reduce-overhead",
+                        cudnn_benchmark=True)
+    assert compiled.id == "resnet18-1x3x64x64-cuda-bf16-compile-reduce-overhead-cudnn_benchmark"
+    assert GroupKey("resnet18", TINY, "cpu", executor="compile", compile_mode="default").id == (
+        "resnet18-1x3x64x64-cpu-compile")
+    groups = build_groups(("resnet18",), (TINY,), ("cpu",), executors=("eager", "compile"), compile_mode="max-autotune",
+                          fold_bn=True)
+    assert [g.id for g in groups] == ["resnet18-1x3x64x64-cpu-fold_bn", "resnet18-1x3x64x64-cpu-compile-max-autotune-fold_bn"]

@@ -1,0 +1,87 @@
+"""Every figure's precision: the median's distribution-free interval (against a brute-force coverage count), the
+detectable slowdown (against the gate itself on simulated rounds), drift, and the options of the stopping rule."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from fixtures.regression import RegressionPolicy, compare, detectable_slowdown
+from fixtures.stats import DRIFT_MIN_CHANGE, Summary, drift, median_ci_ranks
+
+POLICY = RegressionPolicy(0.10, 0.01)
+
+
+def coverage(n: int, k: int) -> float:
+    """P(x(k) <= true median <= x(n+1-k)): each round falls below the true median with probability 1/2, and the
+    interval misses when fewer than k fall on one side. Counted over the 2**n sign patterns for small n, summed from
+    binomial coefficients beyond (no scipy)."""
+    if n <= 16:
+        inside = sum(1 for signs in itertools.product((0, 1), repeat=n) if k <= sum(signs) <= n - k)
+        return inside / 2**n
+    return sum(math.comb(n, j) for j in range(k, n - k + 1)) / 2**n
+
+
+@pytest.mark.parametrize("n", [5, 6, 7, 10, 20, 33, 60])
+def test_the_interval_is_the_narrowest_with_95_percent(n):
+    ranks = median_ci_ranks(n)
+    if n < 6:
+        assert ranks is None and coverage(n, 1) < 0.95  # 5 rounds: 93.75% at best
+        return
+    k, upper, level = ranks
+    assert upper == n + 1 - k and level == pytest.approx(coverage(n, k))
+    assert level >= 0.95 and coverage(n, k + 1) < 0.95  # one rank further in would not be a 95% interval
+
+
+def test_the_interval_and_its_half_width_from_the_rounds():
+    rounds = [0.012, 0.010, 0.011, 0.016, 0.013, 0.014, 0.015, 0.019, 0.017, 0.018]  # k = 2 for 10 rounds
+    summary = Summary.of(rounds)
+    assert (summary.ci_low, summary.ci_high) == (0.011, 0.018)  # the 2nd and 9th of the sorted rounds
+    assert summary.ci_rel == pytest.approx((0.018 - 0.011) / 2 / 0.0145)
+    assert Summary.of(rounds[:5]).ci_rel is None
+
+
+def test_drift_is_a_trend_over_the_rounds_not_noise():
+    rng = np.random.default_rng(0)
+    steady = list(1 + 0.01 * rng.standard_normal(40))
+    assert not drift(steady).drifted and drift(steady).p_value > 0.01
+    slowing = [x * (1 + 0.004 * i) for i, x in enumerate(steady)]  # +16% by the last round
+    trend = drift(slowing)
+    assert trend.drifted and trend.p_value < 1e-6 and trend.change == pytest.approx(0.08, abs=0.02)
+    # A significant trend too small to matter is not flagged.
+    creeping = [x * (1 + 0.0001 * i) for i, x in enumerate([1.0 + 1e-6 * i for i in range(40)])]
+    assert drift(creeping).p_value < 0.01 and abs(drift(creeping).change) < DRIFT_MIN_CHANGE
+    assert not drift(creeping).drifted
+    assert drift([1.0, 2.0]).p_value is None and drift([3.0] * 9).p_value is None
+
+
+def simulated_power(noise: float, rounds: int, shift: float, runs: int = 300, seed: int = 1) -> float:
+    """How often the gate flags a run `shift` slower than its baseline, both of `rounds` rounds of lognormal noise."""
+    rng = np.random.default_rng(seed)
+    flagged = 0
+    for _ in range(runs):
+        base = np.exp(rng.normal(0, noise, rounds))
+        now = np.exp(rng.normal(0, noise, rounds)) * (1 + shift)
+        flagged += compare("t", base, now, POLICY).regressed
+    return flagged / runs
+
+
+@pytest.mark.parametrize(("noise", "rounds"), [(0.01, 10), (0.03, 6), (0.05, 10), (0.05, 20)])
+def test_the_detectable_slowdown_is_found_by_the_gate_about_as_often_as_it_says(noise, rounds):
+    """At the figure a typical case of this noise and rounds gets, the gate flags about 80% of runs; at the threshold
+    itself (the figure if noise were ignored), only about half."""
+    rng = np.random.default_rng(7)
+    figures = [detectable_slowdown(list(np.exp(rng.normal(0, noise, rounds))), POLICY) for _ in range(41)]
+    figure = float(np.median(figures))
+    assert figure > POLICY.threshold
+    assert 0.7 <= simulated_power(noise, rounds, figure) <= 0.97
+    assert simulated_power(noise, rounds, POLICY.threshold) < 0.65
+
+
+def test_no_slowdown_is_detectable_when_the_rounds_cant_reach_alpha():
+    assert detectable_slowdown([0.01, 0.011, 0.012, 0.013], POLICY) is None  # 4 vs 4: p >= 1/70
+    assert detectable_slowdown([0.01] * 5, POLICY) == pytest.approx(0.10)  # 5 vs 5: p = 1/252 can; no noise
+    assert math.isclose(detectable_slowdown([0.01] * 5, RegressionPolicy(0.25, 0.01)), 0.25)
