@@ -185,3 +185,14 @@ def test_labels_are_plain_text(tmp_path: Path) -> None:
     """Labels go into markdown headers and SVG titles: no brackets left open, no newline."""
     history = build_history(load_storage(str(two_hosts(tmp_path))), POLICY)
     assert all(re.fullmatch(r"[^\n()]+( \([^\n()]+\))?", label) for label in history.places.values())
+
+
+@pytest.mark.parametrize("runs", [1, 5, 12, 13, 40, 300, 1000])
+def test_a_long_history_labels_a_dozen_runs(runs: int) -> None:
+    """Hundreds of runs: each trend chart labels at most 12 of them, the first and the newest always (each point's
+    tooltip names its run); a short history labels every run."""
+    from fixtures.report.charts import MAX_RUN_LABELS, labelled_runs
+
+    shown = labelled_runs(runs)
+    assert shown == sorted(set(shown)) and shown[0] == 0 and shown[-1] == runs - 1
+    assert len(shown) == runs if runs <= MAX_RUN_LABELS else 2 <= len(shown) <= MAX_RUN_LABELS
