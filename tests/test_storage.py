@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# matplotlib is imported before the in-process runs below: pytester restores sys.modules after each, and one first
+# imported inside a run would come back later as a second copy (its Artist class no longer the one matplotlib's own
+# modules check against), breaking every chart drawn afterwards in this process.
+import fixtures.report.charts  # noqa: F401
 from fixtures.report import main as report
 from fixtures.storage import PYTEST_BENCHMARK_DEFAULT, StorageError, for_run, project_storage
 
