@@ -56,6 +56,7 @@ def test_every_extra_info_value():
         "module_output_shape": [2, 256, 4, 4], "params": 1234, "timer": "cuda_event", "warmup": 25,
         "p50_ms": 2.5, "p90_ms": 3.7, "p99_ms": 3.97, "fps": 2 / 0.0025, "dtype": "bf16", "dtype_method": "converted",
         "memory_format": "channels_last", "executor": "compile", "fold_bn": True, "compile_s": 1.5,
+        "compile_cache_hits": None,
         "compile_mode": "max-autotune", "threads": 8, "flops": 10**9, "tflops_per_s": 1e9 / median_s / 1e12,
         "peak_pct": 100 * (1e9 / median_s / 1e12) / 500.0, "host_ms": 0.65,
         # GPU time 2.2 ms: the 2.5 ms latency is 1.136x it, past the 1.10 launch-bound ratio.

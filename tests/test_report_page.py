@@ -171,7 +171,7 @@ def test_gpu_tables_are_named_by_gpu(tmp_path: Path) -> None:
         data = _run(f"2026-11-0{n + 1}T10:00:00+00:00", "ab"[n], machine={"gpu": gpu, "cpu_brand": cpu})
         cuda = copy.deepcopy([b for b in data["benchmarks"] if b["extra_info"]["scope"] == "model"])
         for bench in cuda:
-            bench["extra_info"]["device"] = "cuda"
+            bench["extra_info"].update(device="cuda", device_name=gpu)  # the GPU's name, as the suite saves it
         data["benchmarks"] += cuda
         (tmp_path / f"{n}.json").write_text(json.dumps(data))
         runs.append(load_run(tmp_path / f"{n}.json"))

@@ -1,0 +1,88 @@
+"""Where saved runs live (fixtures/storage.py): --benchmark-storage, else the ini's benchmark_storage, else
+pytest-benchmark's default — the same for a run and for `python -m fixtures.report --history` with no folder."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+# matplotlib is imported before the in-process runs below: pytester restores sys.modules after each, and one first
+# imported inside a run would come back later as a second copy (its Artist class no longer the one matplotlib's own
+# modules check against), breaking every chart drawn afterwards in this process.
+import fixtures.report.charts  # noqa: F401
+from fixtures.report import main as report
+from fixtures.storage import PYTEST_BENCHMARK_DEFAULT, StorageError, for_run, project_storage
+
+ROOT = Path(__file__).parent.parent
+
+INI_FILES = {
+    "pytest.ini": "[pytest]\n{key} = {value}\n",
+    "tox.ini": "[pytest]\n{key} = {value}\n",
+    "setup.cfg": "[tool:pytest]\n{key} = {value}\n",
+    "pyproject.toml": '[tool.pytest.ini_options]\n{key} = "{value}"\n',
+}
+
+
+def test_the_rule() -> None:
+    assert for_run(PYTEST_BENCHMARK_DEFAULT, None) == PYTEST_BENCHMARK_DEFAULT
+    assert for_run(PYTEST_BENCHMARK_DEFAULT, "file:///mnt/shared") == "file:///mnt/shared"
+    assert for_run(PYTEST_BENCHMARK_DEFAULT, "  ") == PYTEST_BENCHMARK_DEFAULT
+    assert for_run("file://mine", "file:///mnt/shared") == "file://mine"  # --benchmark-storage given: it wins
+
+
+@pytest.mark.parametrize("name", list(INI_FILES))
+def test_each_ini_file_pytest_reads(name: str, tmp_path: Path) -> None:
+    (tmp_path / name).write_text(INI_FILES[name].format(key="benchmark_storage", value="file:///mnt/shared/runs"))
+    inner = tmp_path / "sub" / "dir"
+    inner.mkdir(parents=True)
+    assert project_storage(tmp_path, {}) == "file:///mnt/shared/runs"
+    assert project_storage(inner, {}) == "file:///mnt/shared/runs"  # found above, as pytest finds it
+
+
+def test_addopts_and_pytest_addopts_beat_the_ini_key(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\naddopts = -q --benchmark-storage=file://from-addopts\nbenchmark_storage = file://from-key\n")
+    assert project_storage(tmp_path, {}) == "file://from-addopts"
+    assert project_storage(tmp_path, {"PYTEST_ADDOPTS": "--benchmark-storage file://from-env"}) == "file://from-env"
+    (tmp_path / "pytest.ini").write_text('[pytest]\naddopts = -q "unclosed\n')
+    with pytest.raises(StorageError, match="can't be split"):
+        project_storage(tmp_path, {})
+
+
+def test_toml_addopts_is_a_list(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\naddopts = ["-q", "--benchmark-storage=file://listed"]\n')
+    assert project_storage(tmp_path, {}) == "file://listed"
+
+
+def test_nothing_set_is_pytest_benchmarks_default(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -q\n")
+    assert project_storage(tmp_path, {}) == PYTEST_BENCHMARK_DEFAULT
+
+
+def test_a_run_saves_where_the_ini_says_and_history_reads_it(pytester: pytest.Pytester) -> None:
+    """A project whose ini names a shared storage: a run saves there, --history alone reads it; a run given
+    --benchmark-storage saves where it says instead."""
+    ini = (ROOT / "pytest.ini").read_text() + "benchmark_storage = file://shared-runs\n"
+    (pytester.path / "pytest.ini").write_text(ini)
+    shutil.copy(ROOT / "conftest.py", pytester.path / "conftest.py")
+    shutil.copytree(ROOT / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    tiny = ("benchmarks/", "-k", "latency", "--bench-devices", "cpu", "--bench-models", "resnet18", "--bench-inputs",
+            "1x3x32x32", "--bench-scopes", "model", "--bench-rounds", "3", "--bench-warmup", "1", "--bench-threads", "1",
+            "-p", "no:cacheprovider", "--import-mode=importlib")
+    threads = torch.get_num_threads()
+    try:
+        assert pytester.runpytest_inprocess(*tiny, "--benchmark-save=a").ret == 0
+        assert pytester.runpytest_inprocess(*tiny, "--benchmark-save=b", "--benchmark-storage=file://cli-runs").ret == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert [p.name for p in (pytester.path / "shared-runs").glob("*/*.json")] == ["0001_a.json"]
+    assert [p.name for p in (pytester.path / "cli-runs").glob("*/*.json")] == ["0001_b.json"]
+    assert report(["--history", "--out", "out", "--no-plots"]) == 0
+    runs = [line.split("|")[2].strip() for line in (pytester.path / "out" / "report.md").read_text().splitlines()
+            if re.match(r"\|\s*\d+\s*\|", line)]
+    assert runs == ["0001_a.json"]  # the History's runs table
