@@ -42,10 +42,12 @@ def test_from_group_takes_the_cases_share_of_the_group():
 def test_every_extra_info_value():
     info = extra_info(measured(flops=10**9, peak_tflops=500.0, compile_s=1.5, fold_bn=True, compile_mode="max-autotune",
                                gpu_s=(0.0021, 0.0023, 0.0022), cudnn_benchmark=True, peak_row="*H200* bf16",
-                               device_index=0))
+                               device_index=0, model_kind="torchvision", output_stride=32, block_type="BasicBlock",
+                               module_index=5))
     median_s = 0.0025  # of 1, 2, 3, 4 ms
     expected = {
-        "model": "resnet18", "input": "2x3x64x64", "input_shape": [2, 3, 64, 64], "device": "cuda",
+        "model": "resnet18", "model_kind": "torchvision", "output_stride": 32, "block_type": "BasicBlock",
+        "module_index": 5, "input": "2x3x64x64", "input_shape": [2, 3, 64, 64], "device": "cuda",
         "device_name": "NVIDIA H200", "scope": "block", "module": "layer3.1", "module_input_shape": [2, 128, 8, 8],
         "module_output_shape": [2, 256, 4, 4], "params": 1234, "timer": "cuda_event", "warmup": 25,
         "p50_ms": 2.5, "p90_ms": 3.7, "p99_ms": 3.97, "fps": 2 / 0.0025, "dtype": "bf16", "dtype_method": "converted",
