@@ -215,8 +215,9 @@ def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
         ('[[budget]]\ndevice = "cpu"\nscope = "models"\nmedian_ms = 1',
          "b.toml: budget entry 1: scope 'models' matches no known scope: model, stage, block"),
         ('[[budget]]\ndevice = "cpu"\nmodel = "resnet19"\nmedian_ms = 1',
-         "b.toml: budget entry 1: model 'resnet19' matches no known model: resnet18, resnet34, resnet50, resnet101, "
-         "resnet152, resnext50_32x4d, resnext101_32x8d, resnext101_64x4d, wide_resnet50_2, wide_resnet101_2"),
+         "b.toml: budget entry 1: model 'resnet19' matches no known model: resnet18 … wide_resnet101_2 (+os16, +os8, "
+         "+backbone), deeplabv3_resnet50, deeplabv3_resnet101, fcn_resnet50, fcn_resnet101 (+aux), timm.NAME, or a "
+         "builder's package.module.function"),
         ('[[budget]]\ndevice = "cpu"\nmodel = "  "\nmedian_ms = 1',
          "b.toml: budget entry 1: model must be a non-empty string (a glob), not '  '"),
         ('[[budget]]\ndevice = "cpu"\nmedian_ms = inf', "b.toml: budget entry 1: median_ms must be a positive number, not inf"),

@@ -11,7 +11,7 @@ from fixtures.contract import extra_info
 from fixtures.efficiency import peak_lookup, peak_pct, tflops_per_s
 from fixtures.flops import flops_by_module
 from fixtures.matrix import CaseSpec, GroupKey
-from fixtures.modes import fold_batchnorm, not_in_situ, unsupported
+from fixtures.modes import fold_batchnorm, fold_pairs, not_in_situ, unsupported
 from fixtures.runner import GroupRunner
 from fixtures.zoo import STAGES, build_model, parse_input
 from stubs import measurement as record_of
@@ -121,7 +121,10 @@ def test_folding_batchnorm_keeps_the_output():
     x = torch.randn(1, 3, 64, 64)
     with torch.inference_mode():
         expected = model(x)
-        folded = fold_batchnorm(model)
+        pairs = fold_pairs("resnet18", (1, 3, 64, 64))
+        # the stem, two per block (8 blocks), the three downsample branches: every BatchNorm of resnet18
+        assert len(pairs) == 20 and ("conv1", "bn1") in pairs and ("layer2.0.downsample.0", "layer2.0.downsample.1") in pairs
+        folded = fold_batchnorm(model, pairs)
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
         torch.testing.assert_close(folded(x), expected, rtol=1e-4, atol=1e-4)
 
