@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from fixtures.budgets import BudgetError, CaseFacts, load_budgets, measured_facts, parse_budgets
@@ -255,3 +257,33 @@ def test_shipped_budgets_load(name):
     from pathlib import Path
 
     assert load_budgets(Path(__file__).parent.parent / "budgets" / name).budgets
+
+
+@pytest.mark.parametrize(
+    "pattern", ["deeplabv3_*", "*+os8", "resnet50+os8+backbone", "fcn_resnet101+aux", "timm.resnet50d", "timm.*+os16",
+                "team.nets.build", "team.nets:build", "*"],
+)
+def test_model_patterns_of_every_kind_are_accepted(pattern):
+    assert book(f'[[budget]]\ndevice = "cpu"\nmodel = "{pattern}"\nmedian_ms = 1').budgets[0].patterns["model"] == pattern
+
+
+@pytest.mark.parametrize(("pattern", "known"), [("timm.resnet51", "timm"), ("deeplabv4_*", "torchvision"), ("resnet50+os4", "")])
+def test_model_patterns_that_match_nothing_are_refused(pattern, known):
+    with pytest.raises(BudgetError, match=rf"^b.toml: budget entry 1: model '{re.escape(pattern)}' matches no known model"):
+        book(f'[[budget]]\ndevice = "cpu"\nmodel = "{pattern}"\nmedian_ms = 1')
+
+
+def test_new_kinds_match_by_their_names_and_a_builder_by_either_spelling():
+    from fixtures.budgets import case_facts
+
+    entries = book('[[budget]]\ndevice = "cpu"\nmodel = "deeplabv3_*"\nmedian_ms = 1\n'
+                   '[[budget]]\ndevice = "cpu"\nmodel = "*+os8"\nmedian_ms = 2\n'
+                   '[[budget]]\ndevice = "cpu"\nmodel = "team_nets:net"\nmedian_ms = 3\n')
+
+    def governing(model: str) -> int | None:
+        facts = case_facts(CaseSpec(GroupKey(model, NAMED_INPUTS["pascal"], "cpu"), "model"), "AMD EPYC", None, {})
+        entry = entries.governing(facts)
+        return entry.index if entry else None
+
+    assert [governing(m) for m in ("deeplabv3_resnet50+aux", "resnet50+os8", "timm.resnet50d+os8", "resnet50",
+                                   "team_nets.net")] == [1, 2, 2, None, 3]

@@ -55,6 +55,11 @@ def test_help_lists_the_options_with_defaults(suite):
     ]:
         help_text = text.split(flag, 1)[1].split(" --bench-", 1)[0].split(" Custom options:", 1)[0]
         assert help_text.endswith(f"Default: {default}"), (flag, help_text)
+    models = text.split("--bench-models=NAMES", 1)[1].split(" --bench-inputs", 1)[0]
+    for spelling in ("NAME+os16", "NAME+os8", "NAME+backbone", "resnet50+os8+backbone", "deeplabv3_resnet50",
+                     "fcn_resnet101 (+aux", "timm.NAME", "package.module:function", "package.module.function",
+                     "docs/models.md"):
+        assert spelling in models, spelling
 
 
 @pytest.mark.parametrize(
