@@ -333,6 +333,19 @@ def number():
     return 3
 
 
+class MakesTensors(Net):
+    def forward(self, x):
+        return super().forward(x) + torch.zeros(2)  # made on the default device: meta while the suite reads shapes
+
+
+def makes_tensors():
+    return MakesTensors()
+
+
+def single():
+    return nn.Conv2d(3, 4, 3)  # no child: no stage, no block
+
+
 def needs_a_size():
     return nn.Linear(10, 2)  # a 1x3x224x224 input can't pass
 
@@ -405,3 +418,23 @@ def test_find_parts_on_a_given_module():
     parts = find_parts(meta(ResNetStub), "stub")
     assert parts.stages == ("conv1", "layer1") and parts.blocks == ("layer1.0", "layer1.1")
     assert parts.of("model") == ("",) and parts.of("block") == parts.blocks
+
+
+def test_a_model_without_stages_or_blocks_says_so_and_keeps_its_model_case(user_module):
+    from fixtures.matrix import Matrix, build_groups
+    from fixtures.render.terminal import parts_header
+    from fixtures.zoo import parse_input
+
+    made = check_model(f"{user_module}:makes_tensors")
+    assert parts_of(made).stages == ("stem", "layer1", "layer2", "head")
+    assert flops_by_module(made, SMALL)[""] == flops_by_module(f"{user_module}.net", SMALL)[""]
+    single = check_model(f"{user_module}:single")
+    matrix = Matrix(build_groups((single, "resnet18"), (parse_input("1x3x64x64"),), ("cpu",)), ("model", "stage", "block"))
+    assert [c.id for c in matrix.cases() if c.group.model == single] == [f"{single}-1x3x64x64-cpu-model"]
+    assert matrix.without() == [(single, "stage"), (single, "block")]
+    assert parts_header(matrix.without()) == [
+        f"resnet-profile: {single} has no stages (no top-level child its forward calls, no resnet_profile_stages): "
+        "its stage cases are left out (docs/models.md)",
+        f"resnet-profile: {single} has no residual blocks (no layer<N> nn.Sequential among its stages, no "
+        "resnet_profile_blocks): its block cases are left out (docs/models.md)",
+    ]
