@@ -157,7 +157,7 @@ def accuracy_table(benches: list[dict], device: str, reference=utils_benchmark_m
     """fp32 eager whole model (from the fp32 run only) beside torch.utils.benchmark; stage sum / whole; CV."""
     from tabulate import tabulate
 
-    from fixtures.zoo import STAGES
+    from fixtures.model_parts import parts_of
 
     plain = [b for b in benches if b["run"] == "fp32"]
     rows = []
@@ -170,7 +170,7 @@ def accuracy_table(benches: list[dict], device: str, reference=utils_benchmark_m
         }
         ours = whole["stats"]["median"] * 1e3
         ref = reference(info["model"], info["input"], device)
-        ratio = sum(stages.values()) * 1e3 / ours if set(stages) == set(STAGES) else None
+        ratio = sum(stages.values()) * 1e3 / ours if set(stages) == set(parts_of(info["model"]).stages) else None
         cv = 100 * whole["stats"]["stddev"] / whole["stats"]["mean"]
         rows.append(
             [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from fixtures.budgets import BudgetError, CaseFacts, load_budgets, measured_facts, parse_budgets
@@ -220,8 +222,9 @@ def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
         ('[[budget]]\ndevice = "cpu"\nscope = "models"\nmedian_ms = 1',
          "b.toml: budget entry 1: scope 'models' matches no known scope: model, stage, block"),
         ('[[budget]]\ndevice = "cpu"\nmodel = "resnet19"\nmedian_ms = 1',
-         "b.toml: budget entry 1: model 'resnet19' matches no known model: resnet18, resnet34, resnet50, resnet101, "
-         "resnet152, resnext50_32x4d, resnext101_32x8d, resnext101_64x4d, wide_resnet50_2, wide_resnet101_2"),
+         "b.toml: budget entry 1: model 'resnet19' matches no known model: resnet18 … wide_resnet101_2 (+os16, +os8, "
+         "+backbone), deeplabv3_resnet50, deeplabv3_resnet101, fcn_resnet50, fcn_resnet101 (+aux), timm.NAME, or a "
+         "builder's package.module.function"),
         ('[[budget]]\ndevice = "cpu"\nmodel = "  "\nmedian_ms = 1',
          "b.toml: budget entry 1: model must be a non-empty string (a glob), not '  '"),
         ('[[budget]]\ndevice = "cpu"\nmedian_ms = inf', "b.toml: budget entry 1: median_ms must be a positive number, not inf"),
@@ -301,3 +304,33 @@ median_ms = 8
     assert governing(fold_bn=True) == 4
     assert governing(memory_format="channels_last") == 5
     assert governing(memory_format="channels_last", cudnn_benchmark=True) == 1
+
+
+@pytest.mark.parametrize(
+    "pattern", ["deeplabv3_*", "*+os8", "resnet50+os8+backbone", "fcn_resnet101+aux", "timm.resnet50d", "timm.*+os16",
+                "team.nets.build", "team.nets:build", "*"],
+)
+def test_model_patterns_of_every_kind_are_accepted(pattern):
+    assert book(f'[[budget]]\ndevice = "cpu"\nmodel = "{pattern}"\nmedian_ms = 1').budgets[0].patterns["model"] == pattern
+
+
+@pytest.mark.parametrize(("pattern", "known"), [("timm.resnet51", "timm"), ("deeplabv4_*", "torchvision"), ("resnet50+os4", "")])
+def test_model_patterns_that_match_nothing_are_refused(pattern, known):
+    with pytest.raises(BudgetError, match=rf"^b.toml: budget entry 1: model '{re.escape(pattern)}' matches no known model"):
+        book(f'[[budget]]\ndevice = "cpu"\nmodel = "{pattern}"\nmedian_ms = 1')
+
+
+def test_new_kinds_match_by_their_names_and_a_builder_by_either_spelling():
+    from fixtures.budgets import case_facts
+
+    entries = book('[[budget]]\ndevice = "cpu"\nmodel = "deeplabv3_*"\nmedian_ms = 1\n'
+                   '[[budget]]\ndevice = "cpu"\nmodel = "*+os8"\nmedian_ms = 2\n'
+                   '[[budget]]\ndevice = "cpu"\nmodel = "team_nets:net"\nmedian_ms = 3\n')
+
+    def governing(model: str) -> int | None:
+        facts = case_facts(CaseSpec(GroupKey(model, NAMED_INPUTS["pascal"], "cpu"), "model"), "AMD EPYC", None, {})
+        entry = entries.governing(facts)
+        return entry.index if entry else None
+
+    assert [governing(m) for m in ("deeplabv3_resnet50+aux", "resnet50+os8", "timm.resnet50d+os8", "resnet50",
+                                   "team_nets.net")] == [1, 2, 2, None, 3]

@@ -47,11 +47,13 @@ def test_every_extra_info_value():
     clocks = ({"sm_mhz": 1980, "default_sm_mhz": 1980, "reasons": []},
               {"sm_mhz": 1200, "default_sm_mhz": 1980, "reasons": ["sw_thermal_slowdown"]})
     m = measured(FOLDED, flops=10**9, peak_tflops=500.0, compile_s=1.5, gpu_s=(0.0021, 0.0023, 0.0022),
-                 peak_row="*H200* bf16", device_index=0)
+                 peak_row="*H200* bf16", device_index=0, model_kind="torchvision", output_stride=32,
+                 block_type="BasicBlock", module_index=5)
     info = extra_info(dataclasses.replace(m, stop="budget", precision_target=0.005, gpu_clocks=clocks))
     median_s = 0.0025  # of 1, 2, 3, 4 ms
     expected = {
-        "model": "resnet18", "input": "2x3x64x64", "input_shape": [2, 3, 64, 64], "device": "cuda",
+        "model": "resnet18", "model_kind": "torchvision", "output_stride": 32, "block_type": "BasicBlock",
+        "module_index": 5, "input": "2x3x64x64", "input_shape": [2, 3, 64, 64], "device": "cuda",
         "device_name": "NVIDIA H200", "scope": "block", "module": "layer3.1", "module_input_shape": [2, 128, 8, 8],
         "module_output_shape": [2, 256, 4, 4], "params": 1234, "timer": "cuda_event", "warmup": 25,
         "p50_ms": 2.5, "p90_ms": 3.7, "p99_ms": 3.97, "fps": 2 / 0.0025, "dtype": "bf16", "dtype_method": "converted",

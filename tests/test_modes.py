@@ -11,8 +11,8 @@ from fixtures.contract import extra_info
 from fixtures.efficiency import peak_lookup, peak_pct, tflops_per_s
 from fixtures.flops import flops_by_module
 from fixtures.matrix import CaseSpec, GroupKey
-from fixtures.modes import fold_batchnorm, not_in_situ, unsupported
-from fixtures.module_shapes import ModuleInfo
+from fixtures.modes import fold_batchnorm, fold_pairs, not_in_situ, unsupported
+from fixtures.module_shapes import ModuleInfo, first_tensor
 from fixtures.runner import GroupRunner
 from fixtures.zoo import STAGES, build_model, parse_input
 from stubs import measurement as record_of
@@ -122,9 +122,53 @@ def test_folding_batchnorm_keeps_the_output():
     x = torch.randn(1, 3, 64, 64)
     with torch.inference_mode():
         expected = model(x)
-        folded = fold_batchnorm(model)
+        pairs = fold_pairs("resnet18", (1, 3, 64, 64))
+        # the stem, two per block (8 blocks), the three downsample branches: every BatchNorm of resnet18
+        assert len(pairs) == 20 and ("conv1", "bn1") in pairs and ("layer2.0.downsample.0", "layer2.0.downsample.1") in pairs
+        folded = fold_batchnorm(model, pairs)
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
         torch.testing.assert_close(folded(x), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["timm.resnet50d", "deeplabv3_resnet50+aux", "resnet50+os8+backbone"])
+def test_folding_finds_every_batchnorm_of_the_other_kinds_and_keeps_the_output(name):
+    """timm's deep stem ends in conv1.6 -> bn1 (a Sequential, then its parent's BatchNorm); ASPP's pooling branch and
+    the heads are Sequentials; the dataflow rule finds them all."""
+    torch.manual_seed(0)
+    model = build_model(name)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    pairs = fold_pairs(name, (1, 3, 64, 64))
+    assert len(pairs) == norms and len({bn for _, bn in pairs}) == norms
+    if name.startswith("timm."):
+        assert ("conv1.6", "bn1") in pairs
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        expected = first_tensor(model(x))
+        folded = fold_batchnorm(model, pairs)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        torch.testing.assert_close(first_tensor(folded(x)), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_folding_leaves_a_batchnorm_whose_input_another_module_takes_too():
+    from fixtures.modes import conv_bn_pairs
+
+    class Fork(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn, self.side = torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4), torch.nn.ReLU()
+            self.conv2, self.bn2 = torch.nn.Conv2d(4, 4, 1), torch.nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.bn(y) + self.side(y) + self.bn2(self.conv2(y))
+
+    with torch.device("meta"):
+        model = Fork().eval()
+    assert conv_bn_pairs(model, (1, 3, 8, 8)) == [("conv2", "bn2")]
 
 
 @pytest.mark.parametrize(("dtype", "memory_format"), [("bf16", "channels_last"), ("fp16", "contiguous")])

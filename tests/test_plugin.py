@@ -67,6 +67,12 @@ def test_help_lists_the_options_with_defaults(suite):
         ("--bench-fold-bn=on|off", "'off'"),
     ]:
         assert blocks[flag].endswith(f"Default: {default}"), (flag, blocks[flag])
+    text = " ".join(result.stdout.str().split())  # argparse wraps help lines
+    models = text.split("--bench-models=NAMES", 1)[1].split(" --bench-inputs", 1)[0]
+    for spelling in ("NAME+os16", "NAME+os8", "NAME+backbone", "resnet50+os8+backbone", "deeplabv3_resnet50",
+                     "fcn_resnet101 (+aux", "timm.NAME", "package.module:function", "package.module.function",
+                     "docs/models.md"):
+        assert spelling in models, spelling
 
 
 @pytest.mark.parametrize(

@@ -206,6 +206,42 @@ def test_heatmap_cells_are_the_block_shares(tmp_path: Path) -> None:
     assert {m: float(share) for m, share, _ in cells} == expected
 
 
+def test_new_kinds_order_by_module_index_share_heatmap_columns_and_name_their_blocks(tmp_path: Path) -> None:
+    """A segmentation model's modules (backbone.layer1.0 …), saved shuffled: the tables follow extra_info's module_index,
+    the heatmap puts backbone.layerN.i under layerN.i beside the classifier's, the Block column reads block_type."""
+    run = copy.deepcopy(TEMPLATE)
+    seg = copy.deepcopy(RESNET18)
+    indices = {"stage": 0, "block": 0}
+    for bench in seg:
+        info = bench["extra_info"]
+        info["model"], info["block_type"] = "deeplabv3_resnet50", "Bottleneck-ish"
+        if info["scope"] != "model":
+            info["module_index"] = indices[info["scope"]]
+            indices[info["scope"]] += 1
+            info["module"] = ("backbone." + info["module"]) if info["module"].startswith("layer") else info["module"]
+        else:
+            info["module_index"] = 0
+        bench["name"] = bench["name"].replace("resnet18", "deeplabv3_resnet50")
+    run["benchmarks"] = copy.deepcopy(RESNET18) + seg[::-1]  # the file's order is no guide
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run))
+    assert main([str(path), "--out", str(tmp_path / "out"), "--no-plots"]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.split("### Per stage")[0].splitlines()
+            if line.startswith("| ResNet-18") or line.startswith("| deeplabv3")]
+    assert [(r[0], r[3]) for r in rows] == [("ResNet-18", "BasicBlock"), ("deeplabv3_resnet50", "Bottleneck-ish")]
+    stages = text.split("#### deeplabv3_resnet50")[1].split("####")[0]
+    names = [line.split("|")[1].strip() for line in stages.splitlines() if line.startswith("| ")][1:11]
+    assert names == ["conv1", "bn1", "relu", "maxpool", *(f"backbone.layer{i}" for i in range(1, 5)), "avgpool", "fc"]
+    page = (tmp_path / "out" / "report.html").read_text()
+    heatmap = page.split('id="block-heatmap"')[1].split("</table>")[0]
+    rows_html = heatmap.split("<tbody>")[1].split("</tr>")[:2]
+    cells = [re.findall(r'data-block="([\w.]+)"', row) for row in rows_html]
+    assert cells[0] == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    assert cells[1] == [f"backbone.layer{i}.{j}" for i in range(1, 5) for j in range(2)]  # the same eight columns
+    assert heatmap.count('class="layer"') == 4
+
+
 def test_older_run_renders_with_empty_columns(tmp_path: Path) -> None:
     """extra_info with only what the first version wrote: the report renders, the missing figures read '-'."""
     run = copy.deepcopy(TEMPLATE)
