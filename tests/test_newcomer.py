@@ -71,7 +71,7 @@ def test_a_saved_run_is_a_baseline_and_the_output_fits_a_terminal(project):
     first.stdout.fnmatch_lines([
         "group * rounds * median ms * stages/whole * blocks/layers * hooked/clean * wall s",
         "resnet18-1x3x64x64-cpu * 3 *",
-        "timed with perf_counter after 2 warm-up calls (cpu)",
+        "timed with perf_counter after 1 warm-up call (cpu)",
         "SKIPPED * no --bench-budgets file: the guard's limit is a peak_mib entry there",
     ])
     assert too_wide(first, project.path) == []

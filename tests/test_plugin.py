@@ -115,11 +115,11 @@ def test_tiny_run_writes_the_json_contract_and_the_stage_sum(suite):
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            "*[[]resnet-profile[]] measuring resnet18-1x3x64x64-cpu: 19 cases, warm-up 2*",
+            "*[[]resnet-profile[]] measuring resnet18-1x3x64x64-cpu: 19 cases, warm-up 1*",
             "*resnet-profile*",
             "group * rounds * stages/whole*",
             "resnet18-1x3x64x64-cpu * 3 *",
-            "timed with perf_counter after 2 warm-up calls (cpu)",
+            "timed with perf_counter after 1 warm-up call (cpu)",
             "1 groups measured in *",
             "*19 passed*",
         ]

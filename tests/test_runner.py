@@ -59,6 +59,15 @@ def test_the_time_budget_stops_a_group_after_its_min_rounds():
     assert run(["", "conv1"], stub=True, rounds=2, precision=None, budget_s=19 * TICK).rounds == 2  # fixed rounds win
 
 
+def test_under_a_precision_target_a_group_runs_the_six_rounds_an_interval_needs():
+    """A budget spent in the first round still leaves a median with its 95 % interval; without a target the budget
+    stops at --benchmark-min-rounds."""
+    result = run(["", "conv1"], stub=True, min_rounds=5, precision=0.05, budget_s=TICK)
+    assert result.rounds == 6
+    assert run(["", "conv1"], stub=True, min_rounds=5, precision=None, budget_s=TICK).rounds == 5
+    assert run(["", "conv1"], stub=True, min_rounds=8, precision=0.05, budget_s=TICK).rounds == 8
+
+
 def test_the_precision_target_stops_a_steady_group_once_its_interval_is_tight():
     # Steady rounds: the interval of the median is known from 6 rounds on, and is 0 wide. Without the target the
     # budget would take 50 rounds.

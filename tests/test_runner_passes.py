@@ -83,7 +83,7 @@ def test_warm_up_first_one_synchronize_per_pass_and_host_kept_apart(logged):
 
 
 def test_the_plan_reaches_the_run():
-    """min_rounds 0 still takes one round; BN folding replaces bn1 before anything runs; the clock is the group's."""
+    """min_rounds 0 (and no precision target) still takes one round; BN folding replaces bn1 before anything runs; the clock is the group's."""
     log: list[str] = []
     devices: list[str] = []
 
@@ -92,7 +92,7 @@ def test_the_plan_reaches_the_run():
         model.bn1.register_forward_pre_hook(lambda _module, _args: log.append("bn1"))
         return model
 
-    runner = GroupRunner(plan(warmup=0, min_rounds=0, budget_s=1e-9),
+    runner = GroupRunner(plan(warmup=0, min_rounds=0, precision=None, budget_s=1e-9),
                          clock_factory=lambda device: devices.append(device) or LoggingClock(log),
                          model_factory=model_factory)
     result = runner.run(dataclasses.replace(GROUP, fold_bn=True), ["", "bn1"])  # bn1 times the Identity in its place
