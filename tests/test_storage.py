@@ -86,3 +86,46 @@ def test_a_run_saves_where_the_ini_says_and_history_reads_it(pytester: pytest.Py
     runs = [line.split("|")[2].strip() for line in (pytester.path / "out" / "report.md").read_text().splitlines()
             if re.match(r"\|\s*\d+\s*\|", line)]
     assert runs == ["0001_a.json"]  # the History's runs table
+
+
+class _Interrupted:
+    """A value whose serialization is interrupted, as a Ctrl-C while pytest-benchmark writes its JSON would be."""
+
+
+def _interrupting_default(self, o):  # SafeJSONEncoder.default, interrupted on _Interrupted
+    if isinstance(o, _Interrupted):
+        raise KeyboardInterrupt
+    return repr(o)
+
+
+def test_an_interrupted_write_leaves_the_last_good_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-benchmark opens (truncates) its files before it serializes into them; made atomic, the old file stays
+    whole when the writing is interrupted, and a finished write replaces it."""
+    from types import SimpleNamespace
+
+    from pytest_benchmark.logger import Logger
+    from pytest_benchmark.session import BenchmarkSession
+    from pytest_benchmark.storage.file import FileStorage
+    from pytest_benchmark.utils import SafeJSONEncoder
+
+    from fixtures.storage import atomic_writes
+
+    monkeypatch.setattr(SafeJSONEncoder, "default", _interrupting_default)
+    out = tmp_path / "out.json"
+    out.write_text('{"old": true}')
+    logger = Logger(level=0, config=None)
+    logger.info = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    storage = FileStorage(str(tmp_path / "storage"), default_machine_id="machine", logger=logger)
+    storage.get("0001_base.json").write_text('{"base": true}')
+    bs = SimpleNamespace(json=str(out), logger=logger, storage=storage)
+    bs.save_json = lambda data: BenchmarkSession.save_json(bs, data)  # pytest-benchmark's own writer, as on a session
+    atomic_writes(bs)
+    for write in (lambda data: bs.save_json(data), lambda data: storage.save(data, "next")):
+        with pytest.raises(KeyboardInterrupt):
+            write({"benchmarks": [_Interrupted()]})
+    assert out.read_text() == '{"old": true}'
+    assert [p.name for p in storage.path.rglob("*") if p.is_file()] == ["0001_base.json"]  # no half-written 0002, no temporary file
+    bs.save_json({"new": 1})
+    storage.save({"new": 2}, "next")
+    assert '"new": 1' in out.read_text() and '"new": 2' in storage.get("0002_next.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "storage"]
