@@ -46,9 +46,9 @@ def measured(spec: CaseSpec, device_s, host_s=None) -> Measurement:
                        device_name="AMD EPYC", threads=2)
 
 
-def lines(failures) -> list[str]:
+def lines(verdict) -> list[str]:
     """The failure line of each verdict a case failed."""
-    return [failure_line(f) for f in failures]
+    return [failure_line(f) for f in verdict.failures]
 
 
 def slower(factor: float, rounds=BASE) -> tuple[float, ...]:
@@ -65,7 +65,7 @@ def gates_for(samples: dict[str, tuple[float, ...]], policy=POLICY, **fields) ->
 def test_the_gate_compares_device_seconds_never_host_seconds():
     gates = gates_for({name(MODEL): BASE, name(CONV1): BASE})
     # Device time unchanged, host time 3x: not a regression.
-    assert gates.check(name(MODEL), measured(MODEL, BASE)) == []
+    assert gates.check(name(MODEL), measured(MODEL, BASE)).failures == []
     (result,) = gates.regression_results
     assert result.current_median_s == 0.0102 and result.p_value == pytest.approx(148 / 252)
     # Device time 2x, host time as the baseline's: a regression.
@@ -79,7 +79,7 @@ def test_the_gate_compares_device_seconds_never_host_seconds():
 def test_budgets_read_device_seconds_never_host_seconds():
     book = parse_budgets('[[budget]]\ndevice = "cpu"\nmedian_ms = 15\nmean_ms = 15\np90_ms = 15\np99_ms = 15', "b.toml")
     gates = Gates(budgets=book)
-    assert gates.check(name(MODEL), measured(MODEL, BASE)) == []  # host 30.6 ms, device 10.2 ms: within 15 ms
+    assert gates.check(name(MODEL), measured(MODEL, BASE)).failures == []  # host 30.6 ms, device 10.2 ms: within 15 ms
     (line,) = lines(gates.check(name(CONV1), measured(CONV1, slower(2), host_s=BASE)))
     assert line == (
         "over budget: median_ms 20.400 ms > budget 15 ms (+36.0%); mean_ms 20.400 ms > budget 15 ms (+36.0%); "
@@ -89,7 +89,7 @@ def test_budgets_read_device_seconds_never_host_seconds():
 
 def test_cases_missing_from_the_baseline_pass_and_are_counted():
     gates = gates_for({name(MODEL): BASE})
-    assert gates.check(name(CONV1), measured(CONV1, slower(100))) == []
+    assert gates.check(name(CONV1), measured(CONV1, slower(100))).failures == []
     assert gates.not_in_baseline == [CONV1.id] and gates.regression_results == []
     gates.expect([name(MODEL), name(CONV1)])
     assert gates.expected == {name(MODEL)} and gates.cases == 1
@@ -247,3 +247,27 @@ def test_a_baseline_measured_with_other_settings_is_refused_like_another_machine
                                                                    "compile_mode": "default"}).baseline is not None
     with pytest.raises(BaselineError, match=r"compile_mode: baseline 'default', now 'max-autotune'"):
         build_gates(settings(regression=saved_run(tmp_path)), {**MACHINE, "compile_mode": "max-autotune"})
+
+
+def test_a_verdict_depends_on_its_own_group_only_so_order_and_workers_dont_matter():
+    """Two groups of three cases, p = 0.026 each: a group's three p-values don't reach 0.05 x 3/6 = 0.025, so none is
+    flagged (each tested at 0.05/6), whichever group ran first (or on which pytest-xdist worker); the whole run's six
+    reach 0.05 x 6/6, so all six are listed as missed."""
+    other = GroupKey("resnet34", parse_input("1x3x64x64"), "cpu")
+    groups = [[CaseSpec(g, "stage", m) for m in ("conv1", "bn1", "relu")] for g in (GROUP, other)]
+
+    def run(order):
+        gates = gates_for({name(s): TEN for g in groups for s in g}, policy=POLICY5)
+        gates.expect([name(s) for g in groups for s in g])
+        for specs in order:
+            peers = {name(s): P026 for s in specs}
+            for spec in specs:
+                gates.check(name(spec), measured(spec, P026), peers)
+        return {r.name: (r.regressed, r.tested_at) for r in gates.regression_results}, gates
+
+    forward, gates = run(groups)
+    backward, _ = run(groups[::-1])
+    assert forward == backward
+    assert {flag for flag, _ in forward.values()} == {False}
+    assert [level for _, level in forward.values()] == [pytest.approx(0.05 / 6)] * 6
+    assert len(gates.missed) == 6
