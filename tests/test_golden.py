@@ -216,3 +216,24 @@ def test_the_report_files_are_the_golden_ones(golden_run):
     _check("report.md", _report((folder / "rep" / "report.md").read_text()))
     _check("memory.txt", (folder / "reports" / "memory_reports" / "resnet18_1x3x64x64_cpu.txt").read_text())
     _check("structure.txt", (folder / "reports" / "model_structures" / "resnet18_1x3x64x64.txt").read_text())
+
+
+def test_two_workers_give_the_golden_gated_run(golden_run):
+    """The gated run on two pytest-xdist workers: the same JSON (the measuring worker aside), verdicts and reports."""
+    folder = golden_run["folder"]
+    spread = _pytest(folder, *ARGS, "--benchmark-json=spread.json", "--bench-budgets=budgets.toml",
+                     "--bench-regression=baseline.json", "-n", "2")
+    assert spread.returncode == 1, spread.stdout + spread.stderr
+    benchmarks = _benchmarks(folder / "spread.json")
+    assert {b["extra_info"]["worker"] for b in benchmarks} <= {"gw0", "gw1"}
+    for bench in benchmarks:
+        bench["extra_info"]["worker"] = None
+    by_name = {b["name"]: b for b in benchmarks}
+    golden = json.loads((GOLDEN / "gated.json").read_text())
+    assert sorted(by_name) == sorted(b["name"] for b in golden)
+    differences = [d for b in golden for d in _differences(by_name[b["name"]], b, b["name"])]
+    assert not differences, differences[:12]
+    failed = sorted(line for line in spread.stdout.splitlines() if line.startswith("FAILED "))
+    assert failed == sorted(line for line in golden_run["second"].stdout.splitlines() if line.startswith("FAILED "))
+    assert (folder / "reports" / "memory_reports" / "resnet18_1x3x64x64_cpu.txt").read_text() == (
+        GOLDEN / "memory.txt").read_text()

@@ -48,7 +48,7 @@ def test_every_extra_info_value():
               {"sm_mhz": 1200, "default_sm_mhz": 1980, "reasons": ["sw_thermal_slowdown"]})
     m = measured(FOLDED, flops=10**9, peak_tflops=500.0, compile_s=1.5, gpu_s=(0.0021, 0.0023, 0.0022),
                  peak_row="*H200* bf16", device_index=0, model_kind="torchvision", output_stride=32,
-                 block_type="BasicBlock", module_index=5)
+                 block_type="BasicBlock", module_index=5, worker="gw1", device_uuid="GPU-8c1f")
     info = extra_info(dataclasses.replace(m, stop="budget", precision_target=0.005, gpu_clocks=clocks))
     median_s = 0.0025  # of 1, 2, 3, 4 ms
     expected = {
@@ -63,7 +63,7 @@ def test_every_extra_info_value():
         "peak_pct": 100 * (1e9 / median_s / 1e12) / 500.0, "host_ms": 0.65,
         # GPU time 2.2 ms: the 2.5 ms latency is 1.136x it, past the 1.10 launch-bound ratio.
         "gpu_ms": 2.2, "gpu_rounds": 3, "launch_bound": True, "cudnn_benchmark": True, "peak_row": "*H200* bf16",
-        "device_index": 0,
+        "device_index": 0, "worker": "gw1", "device_uuid": "GPU-8c1f",
         # 4 rounds: too few for a 95% interval; 4 vs 4 rounds can reach p = 1/70 at best, not 0.01.
         "ci_low_ms": None, "ci_high_ms": None, "ci_level": None, "ci_rel": None, "detectable_slowdown": None,
         "drift_p": pytest.approx(0.75, abs=0.01), "drift_change": 0.0, "drifted": False,  # 4, 1 | 3, 2 ms: 2.5 both

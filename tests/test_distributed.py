@@ -1,0 +1,374 @@
+"""The matrix spread over pytest-xdist workers (-n N): the same JSON, verdicts and summary as a serial run; a worker
+that dies fails its group's cases with one line and loses nothing else; a run stopped early keeps what it measured;
+each worker owns its device. End to end in subprocesses on a fake clock; the binding and the checks with faked
+devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures import distributed
+from fixtures.matrix import Matrix, build_groups
+from fixtures.options import parse_inputs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The run's groups time with a fake clock (each group its own, so its figures don't depend on the worker); a group
+# of the model named in RESNET_PROFILE_TEST_CRASH kills its worker outright, as a segfault would.
+CONFTEST = '''
+pytest_plugins = ["fixtures.plugin"]
+
+import os
+
+import pytest
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    from fixtures.plugin import SESSION
+    from fixtures.runner import GroupRunner
+    from fixtures.timers import FakeClock
+
+    class Runner(GroupRunner):
+        def run(self, group, modules, *args):
+            if group.model == os.environ.get("RESNET_PROFILE_TEST_CRASH"):
+                os._exit(3)
+            return super().run(group, modules, *args)
+
+    session = config.stash[SESSION]
+    session._runner_factory = lambda plan: Runner(plan, clock_factory=lambda device: FakeClock((0.004, 0.005, 0.0045, 0.0061, 0.0038), (0.001,)))
+'''
+
+# Stages budgeted tight (they fail), the rest loose.
+BUDGETS = """
+[[budget]]
+device = "cpu"
+scope = "stage"
+module = "layer*"
+median_ms = 1.0
+
+[[budget]]
+device = "cpu"
+median_ms = 1e9
+"""
+
+ARGS = ("--bench-devices", "cpu", "--bench-models", "resnet18,resnet34", "--bench-inputs", "1x3x64x64",
+        "--bench-scopes", "model,stage", "--bench-rounds", "6", "--bench-threads", "1", "--bench-warmup", "1",
+        "-p", "no:cacheprovider", "-k", "not memory_budget", "-rf")
+
+
+def _pytest(folder: Path, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"}
+    for name in ("CI", "BUILD_NUMBER", "PYTEST_ADDOPTS", "RESNET_PROFILE_TEST_CRASH"):
+        env.pop(name, None)
+    if crash:
+        env["RESNET_PROFILE_TEST_CRASH"] = crash
+    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", *ARGS, *args], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("spread")
+    (folder / "conftest.py").write_text(CONFTEST)
+    (folder / "pytest.ini").write_text((ROOT / "pytest.ini").read_text())
+    (folder / "benchmarks").mkdir()
+    for test in (ROOT / "benchmarks").glob("test_*.py"):
+        (folder / "benchmarks" / test.name).write_text(test.read_text())
+    (folder / "budgets.toml").write_text(BUDGETS)
+    return folder
+
+
+def _benchmarks(path: Path) -> dict[str, dict]:
+    """Each benchmark by name: what a run of it says, the worker that measured it aside."""
+    out = {}
+    for bench in json.loads(path.read_text())["benchmarks"]:
+        info = {k: v for k, v in bench["extra_info"].items() if k != "worker"}
+        out[bench["name"]] = {"group": bench["group"], "params": bench["params"], "options": bench["options"],
+                              "stats": bench["stats"], "extra_info": info, "fullname": bench["fullname"]}
+    return out
+
+
+def _failures(stdout: str) -> list[str]:
+    """The short test summary's FAILED lines, sorted (workers finish in any order)."""
+    return sorted(line for line in stdout.splitlines() if line.startswith("FAILED "))
+
+
+def _summary(stdout: str) -> list[str]:
+    """The resnet-profile section's lines, wall times masked."""
+    lines = stdout.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("=") and "resnet-profile" in line)
+    end = next(n for n in range(start + 1, len(lines)) if lines[n].startswith("="))
+    masked = [re.sub(r"\d+\.\d+ s\b", "<s>", re.sub(r"\s\d+\.\d+$", " <wall>", line)) for line in lines[start:end]]
+    return masked
+
+
+@pytest.fixture(scope="module")
+def runs(project: Path) -> dict[str, subprocess.CompletedProcess]:
+    """A baseline (stages twice as fast as now), then the gated run serial and on two workers."""
+    first = _pytest(project, "--benchmark-json=first.json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    saved = json.loads((project / "first.json").read_text())
+    for bench in saved["benchmarks"]:
+        if bench["extra_info"]["scope"] == "stage":
+            bench["stats"]["data"] = [x / 2 for x in bench["stats"]["data"]]
+    (project / "baseline.json").write_text(json.dumps(saved))
+    gated = ("--bench-budgets=budgets.toml", "--bench-regression=baseline.json")
+    return {
+        "serial": _pytest(project, *gated, "--benchmark-json=serial.json"),
+        "spread": _pytest(project, *gated, "--benchmark-json=spread.json", "-n", "2"),
+    }
+
+
+def test_two_workers_write_the_serial_runs_json(project, runs):
+    serial, spread = _benchmarks(project / "serial.json"), _benchmarks(project / "spread.json")
+    assert len(serial) == 22
+    assert spread == serial
+    workers = {b["extra_info"]["worker"] for b in json.loads((project / "spread.json").read_text())["benchmarks"]}
+    assert workers == {"gw0", "gw1"}  # both groups measured, one on each worker
+    machines = [json.loads((project / f).read_text())["machine_info"]["cpu_threads"] for f in ("serial.json", "spread.json")]
+    assert machines == [1, 1]
+
+
+def test_two_workers_give_the_serial_runs_verdicts_and_summary(runs):
+    serial, spread = runs["serial"], runs["spread"]
+    assert serial.returncode == spread.returncode == 1
+    failed = _failures(serial.stdout)
+    assert any("over budget: median_ms" in line for line in failed)
+    assert any("slower than" in line or "regress" in line for line in failed), failed
+    assert _failures(spread.stdout) == failed
+    assert _summary(spread.stdout) == _summary(serial.stdout)
+    assert "2 pytest-xdist workers, one group at a time each: 1 of the 2 CPU cores each (1 torch thread)" in " ".join(
+        spread.stdout.split()) or os.cpu_count() != 2
+
+
+def test_a_worker_that_dies_fails_its_group_in_one_line_and_the_rest_is_saved(project, runs):
+    result = _pytest(project, "--benchmark-json=crash.json", "-n", "2", crash="resnet34")
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = _failures(result.stdout)
+    resnet34 = [line for line in failed if "resnet34-" in line]
+    assert len(resnet34) == 12, failed  # every case of the group (the one running, those left) and its memory test
+    # Each failure says it in one line, under the test's own name.
+    said = re.findall(r"^_+ (test_\w+\[resnet34-[^\]]+\]) _+\n\[gw\d\] linux.*\n(.*)\n", result.stdout, flags=re.M)
+    assert len(said) == 12, result.stdout
+    for _, line in said:
+        assert re.fullmatch(r"resnet34-1x3x64x64-cpu could not be measured: worker gw\d died while measuring it "
+                            r"\(a segfault, the OOM killer, os\._exit\); not run again", line), line
+    assert not [line for line in failed if "resnet18-" in line]
+    saved = _benchmarks(project / "crash.json")
+    assert sorted(saved) == sorted(n for n in _benchmarks(project / "first.json") if "resnet18-" in n)
+    assert "Traceback" not in result.stdout
+
+
+def test_a_run_stopped_early_still_saves_what_its_groups_measured(project, runs):
+    """-x stops at the first failing case (a stage over budget); the cases measured with it are saved all the same,
+    marked as not run."""
+    result = _pytest(project, "--benchmark-json=stopped.json", "--bench-budgets=budgets.toml", "-x",
+                     "--bench-models", "resnet18")
+    assert result.returncode == 1, result.stdout + result.stderr
+    saved = json.loads((project / "stopped.json").read_text())["benchmarks"]
+    ran = [b["name"] for b in saved if not b["extra_info"].get("test_not_run")]
+    not_run = [b["name"] for b in saved if b["extra_info"].get("test_not_run")]
+    assert len(saved) == 11
+    assert ran == ["test_latency[resnet18-1x3x64x64-cpu-model]", "test_latency[resnet18-1x3x64x64-cpu-stage-conv1]",
+                   "test_latency[resnet18-1x3x64x64-cpu-stage-bn1]", "test_latency[resnet18-1x3x64x64-cpu-stage-relu]",
+                   "test_latency[resnet18-1x3x64x64-cpu-stage-maxpool]",
+                   "test_latency[resnet18-1x3x64x64-cpu-stage-layer1]"]
+    assert len(not_run) == 5
+    first = _benchmarks(project / "first.json")
+    for bench in saved:  # the figures are the measured ones
+        assert bench["stats"]["data"] == first[bench["name"]]["stats"]["data"]
+
+
+def test_benchmark_only_works_on_workers(project):
+    """pytest-benchmark refuses --benchmark-only under xdist (it has switched itself off there); the suite applies it."""
+    result = _pytest(project, "--benchmark-json=only.json", "-n", "2", "--benchmark-only", "--bench-models", "resnet18",
+                     "--bench-scopes", "model")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b1 passed, 2 skipped\b", result.stdout), result.stdout[-600:]  # memory and structure skipped
+    assert list(_benchmarks(project / "only.json")) == ["test_latency[resnet18-1x3x64x64-cpu-model]"]
+
+
+# --- the pieces, with faked devices ---------------------------------------------------------------------------------
+
+
+def test_each_worker_gets_an_equal_disjoint_share_of_the_cores():
+    assert [distributed.cpu_share(range(8), k, 2) for k in range(2)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert [distributed.cpu_share(range(7), k, 3) for k in range(3)] == [[0, 1], [2, 3], [4, 5]]  # core 6 idle
+    assert [distributed.cpu_share([4, 5], k, 3) for k in range(3)] == [[4], [5], [4]]  # more workers than cores
+    assert distributed.cpu_share([3, 1, 2, 0], 1, 2) == [2, 3]
+
+
+def test_a_worker_owns_its_gpu_and_its_cores():
+    set_to: dict = {}
+    binding = distributed.bind_worker(
+        "gw1", 2, None, set_affinity=lambda pid, cores: set_to.update(cores=cores),
+        get_affinity=lambda pid: set(range(4)), set_gpu=lambda index: set_to.update(gpu=index), device_count=lambda: 2)
+    assert binding == distributed.Binding("gw1", 1, (2, 3))
+    assert set_to == {"cores": {2, 3}, "gpu": 1}
+    import torch
+
+    assert torch.get_num_threads() == 2
+    # Without a GPU for it, a worker owns cores only; --bench-threads sets the threads.
+    set_to.clear()
+    binding = distributed.bind_worker(
+        "gw2", 3, 1, set_affinity=lambda pid, cores: set_to.update(cores=cores),
+        get_affinity=lambda pid: set(range(6)), set_gpu=lambda index: set_to.update(gpu=index), device_count=lambda: 2)
+    assert binding.gpu is None and set_to == {"cores": {4, 5}}
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize(("devices", "workers", "count", "message"), [
+    (("cuda",), 3, 2, "-n 3 with --bench-devices cuda: each worker owns one GPU and torch.cuda.device_count() is 2; "
+                      "run -n 2 or fewer"),
+    (("cuda:0", "cuda:3"), 2, 4, "--bench-devices cuda:0,cuda:3 with -n 2: worker k owns cuda:k, so cuda:3 needs -n 4 "
+                                 "or more"),
+    (("cpu", "cuda"), 2, 2, None),
+    (("cuda:0", "cuda:1"), 2, 2, None),
+    (("cpu",), 8, 0, None),
+])
+def test_the_devices_must_fit_the_workers(devices, workers, count, message):
+    if message is None:
+        distributed.check_devices(devices, workers, device_count=lambda: count)
+        return
+    with pytest.raises(pytest.UsageError) as raised:
+        distributed.check_devices(devices, workers, device_count=lambda: count)
+    assert str(raised.value) == message
+
+
+def test_a_test_belongs_to_its_group():
+    groups = build_groups(("resnet18",), parse_inputs("1x3x64x64"), ("cpu", "cuda:1"))
+    matrix = Matrix(groups, ("model", "stage"))
+    assert distributed.group_of("benchmarks/test_latency.py::test_latency[resnet18-1x3x64x64-cuda1-stage-layer2]",
+                                matrix).id == "resnet18-1x3x64x64-cuda1"
+    assert distributed.group_of("benchmarks/test_memory.py::test_memory[resnet18-1x3x64x64-cpu]",
+                                matrix).id == "resnet18-1x3x64x64-cpu"
+    assert distributed.group_of("benchmarks/test_structure.py::test_structure[resnet18-1x3x64x64]", matrix) is None
+    assert distributed.group_of("tests/test_x.py::test_y", matrix) is None
+
+
+def test_the_worker_count_comes_from_xdist():
+    class Option:
+        numprocesses = 3
+        dist = "load"
+
+    class Config:
+        option = Option()
+
+    assert distributed.worker_count(Config()) == 3  # type: ignore[arg-type]
+    Option.dist = "no"
+    assert distributed.worker_count(Config()) == 0  # type: ignore[arg-type]
+
+
+class FakeNode:
+    """What the scheduler sees of a worker: its id, the tests it was sent, whether it was told to shut down."""
+
+    def __init__(self, worker: str) -> None:
+        self.gateway = type("Gateway", (), {"id": worker})()
+        self.sent: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def _scheduler(devices: tuple[str, ...], workers: int, crashes: list, models=("resnet18", "resnet34")):
+    class Option:
+        loadscopereorder = False
+        numprocesses = workers
+
+    class Config:
+        option = Option()
+
+        @staticmethod
+        def getvalue(name: str) -> list[str]:
+            return [f"{workers}*popen"] if name == "tx" else []
+
+    groups = build_groups(models, parse_inputs("1x3x64x64"), devices)
+    matrix = Matrix(groups, ("model", "stage"))
+    tests = [f"benchmarks/test_latency.py::test_latency[{c.id}]" for c in matrix.cases()]
+    tests += [f"benchmarks/test_structure.py::test_structure[{key}]" for key in matrix.structure_keys()]
+    scheduler = distributed.make_scheduler(Config(), None, matrix, crashes.append)
+    nodes = [FakeNode(f"gw{k}") for k in range(workers)]
+    for node in nodes:
+        scheduler.add_node(node)
+        scheduler.add_node_collection(node, tests)
+    scheduler.schedule()
+    return scheduler, nodes, tests
+
+
+def _run_all(scheduler, nodes: list[FakeNode]) -> None:
+    """Complete what each node was sent, round after round, as workers would."""
+    done: dict[FakeNode, int] = {node: 0 for node in nodes}
+    while any(done[n] < len(n.sent) for n in nodes if n in scheduler.assigned_work):
+        for node in [n for n in nodes if n in scheduler.assigned_work]:
+            while done[node] < len(node.sent):
+                scheduler.mark_test_complete(node, node.sent[done[node]])
+                done[node] += 1
+
+
+def test_a_group_runs_whole_on_one_worker_and_a_cuda_n_group_on_worker_n():
+    scheduler, nodes, tests = _scheduler(("cuda:0", "cuda:1"), 2, [])
+    _run_all(scheduler, nodes)
+    assert scheduler.tests_finished
+    latency = {n.gateway.id: {tests[i] for i in n.sent if "test_latency" in tests[i]} for n in nodes}
+    for worker, sent in latency.items():
+        assert sent and all(f"-cuda{worker[2:]}-" in t for t in sent), (worker, sent)
+    # Every test sent once, every group's cases to one worker.
+    assert sorted(i for n in nodes for i in n.sent) == list(range(len(tests)))
+
+
+def test_a_lone_cuda_1_group_keeps_worker_1_alive():
+    """Fewer units than workers: xdist's LoadScopeScheduling shuts the last workers down; worker 1 owns cuda:1."""
+    class Option:
+        loadscopereorder = False
+        numprocesses = 2
+
+    class Config:
+        option = Option()
+
+        @staticmethod
+        def getvalue(name: str) -> list[str]:
+            return ["2*popen"] if name == "tx" else []
+
+    matrix = Matrix(build_groups(("resnet18",), parse_inputs("1x3x64x64"), ("cuda:1",)), ("model",))
+    tests = [f"benchmarks/test_latency.py::test_latency[{c.id}]" for c in matrix.cases()]
+    scheduler = distributed.make_scheduler(Config(), None, matrix, lambda crash: None)
+    nodes = [FakeNode("gw0"), FakeNode("gw1")]
+    for node in nodes:
+        scheduler.add_node(node)
+        scheduler.add_node_collection(node, tests)
+    scheduler.schedule()
+    assert nodes[1].sent == [0] and not nodes[1].shutting_down
+    assert nodes[0].sent == [] and nodes[0].shutting_down
+
+
+def test_a_dead_workers_group_is_not_run_again_and_its_other_units_are():
+    crashes: list = []
+    scheduler, nodes, tests = _scheduler(("cpu",), 2, crashes, models=("resnet18", "resnet34", "resnet50"))
+    gw0, gw1 = nodes
+    scheduler._assign_work_unit(gw0)  # gw0 holds a second unit (resnet50's group) when it dies
+    first = [tests[i] for i in gw0.sent]
+    assert "resnet18-" in first[0] and "resnet50-" in first[-1]
+    scheduler.mark_test_complete(gw0, gw0.sent[0])  # one case done, then the worker dies
+    crashed = scheduler.remove_node(gw0)
+    assert crashed == first[1]
+    assert [(c.worker, c.group) for c in crashes] == [("gw0", "resnet18-1x3x64x64-cpu")]
+    assert crashes[0].pending == [t for t in first[2:] if "resnet18-" in t] and len(crashes[0].pending) == 9
+    assert "resnet18-1x3x64x64-cpu" not in scheduler.workqueue  # not run again
+    assert "resnet50-1x3x64x64-cpu" in scheduler.workqueue or any("resnet50-" in tests[i] for i in gw1.sent)
+    _run_all(scheduler, [gw1])
+    assert scheduler.tests_finished
+    ran = {tests[i] for i in gw1.sent}
+    assert all(t in ran for t in tests if "resnet34-" in t or "resnet50-" in t)
+    assert not any("resnet18-" in t for t in ran if "test_latency" in t)
