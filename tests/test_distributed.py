@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from fixtures import distributed
 from fixtures.matrix import Matrix, build_groups
 from fixtures.options import parse_inputs
+from stubs import project_copy, run_suite, stages_twice_as_fast
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,13 +50,13 @@ def pytest_configure(config):
 BUDGETS = """
 [[budget]]
 device = "cpu"
-scope = "stage"
-module = "layer*"
-median_ms = 1.0
+median_ms = 1e9
 
 [[budget]]
 device = "cpu"
-median_ms = 1e9
+module = "layer*"
+scope = "stage"
+median_ms = 1.0
 """
 
 ARGS = ("--bench-devices", "cpu", "--bench-models", "resnet18,resnet34", "--bench-inputs", "1x3x64x64",
@@ -65,25 +65,13 @@ ARGS = ("--bench-devices", "cpu", "--bench-models", "resnet18,resnet34", "--benc
 
 
 def _pytest(folder: Path, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"}
-    for name in ("CI", "BUILD_NUMBER", "PYTEST_ADDOPTS", "RESNET_PROFILE_TEST_CRASH"):
-        env.pop(name, None)
-    if crash:
-        env["RESNET_PROFILE_TEST_CRASH"] = crash
-    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", *ARGS, *args], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return run_suite(folder, *ARGS, *args, env={"RESNET_PROFILE_TEST_CRASH": crash} if crash else None,
+                     clear=("RESNET_PROFILE_TEST_CRASH",))
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("spread")
-    (folder / "conftest.py").write_text(CONFTEST)
-    (folder / "pytest.ini").write_text((ROOT / "pytest.ini").read_text())
-    (folder / "benchmarks").mkdir()
-    for test in (ROOT / "benchmarks").glob("test_*.py"):
-        (folder / "benchmarks" / test.name).write_text(test.read_text())
-    (folder / "budgets.toml").write_text(BUDGETS)
-    return folder
+    return project_copy(tmp_path_factory.mktemp("spread"), CONFTEST, {"budgets.toml": BUDGETS})
 
 
 def _benchmarks(path: Path) -> dict[str, dict]:
@@ -107,6 +95,7 @@ def _summary(stdout: str) -> list[str]:
     start = next(n for n, line in enumerate(lines) if line.startswith("=") and "resnet-profile" in line)
     end = next(n for n in range(start + 1, len(lines)) if lines[n].startswith("="))
     masked = [re.sub(r"\d+\.\d+ s\b", "<s>", re.sub(r"\s\d+\.\d+$", " <wall>", line)) for line in lines[start:end]]
+    masked = [line.replace(" (summed over 2 workers)", "") for line in masked]  # the one line -n adds
     return masked
 
 
@@ -115,11 +104,7 @@ def runs(project: Path) -> dict[str, subprocess.CompletedProcess]:
     """A baseline (stages twice as fast as now), then the gated run serial and on two workers."""
     first = _pytest(project, "--benchmark-json=first.json")
     assert first.returncode == 0, first.stdout + first.stderr
-    saved = json.loads((project / "first.json").read_text())
-    for bench in saved["benchmarks"]:
-        if bench["extra_info"]["scope"] == "stage":
-            bench["stats"]["data"] = [x / 2 for x in bench["stats"]["data"]]
-    (project / "baseline.json").write_text(json.dumps(saved))
+    stages_twice_as_fast(project / "first.json", project / "baseline.json")
     gated = ("--bench-budgets=budgets.toml", "--bench-regression=baseline.json")
     return {
         "serial": _pytest(project, *gated, "--benchmark-json=serial.json"),
@@ -185,6 +170,18 @@ def test_a_run_stopped_early_still_saves_what_its_groups_measured(project, runs)
     first = _benchmarks(project / "first.json")
     for bench in saved:  # the figures are the measured ones
         assert bench["stats"]["data"] == first[bench["name"]]["stats"]["data"]
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "spread"])
+def test_a_regression_only_the_whole_runs_evidence_shows_fails_the_run(project, runs, workers):
+    """The 20 stages are twice as slow as the baseline, each at p = 1/924 (6 vs 6 rounds, apart). At alpha 0.002 over
+    22 cases a group's 10 p-values reach 0.002 x 10/22 = 0.00091 (not under it: no case fails), the run's 20 reach
+    0.002 x 20/22 = 0.0018: the run fails (exit 1) and says why, with no failed case."""
+    result = _pytest(project, "--bench-regression=baseline.json", "--bench-regression-alpha=0.002", *workers)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert _failures(result.stdout) == []
+    text = " ".join(result.stdout.split())
+    assert "significant with the whole run's evidence only, so the run fails, not the cases (20)" in text
 
 
 def test_benchmark_only_works_on_workers(project):

@@ -213,7 +213,7 @@ def test_the_summary_counts_every_verdict_and_names_its_method():
         "p-values: 3 exact, 1 normal): 1 regressed, 2 slower but not significant, 1 unchanged, 1 not in baseline",
         f"  regressed (1): {name(MODEL)} (+100.0%, p=5.4e-06 (exact))",
         f"  slower but not significant (2): {name(CONV1)} (+50.0%, p=0.004 (exact)), {name(FC)} (+50.0%, p=0.014 (exact))",
-        "  significant with the whole run's evidence, judged before it was in, so not failed (1): "
+        "  significant with the whole run's evidence only, so the run fails, not the cases (1): "
         f"{name(CONV1)} (+50.0%, p=0.004 (exact))",
         f"  too few rounds to reach p < 0.01 (1; n vs m rounds can't give p below 1/C(n+m, n)): {name(FC)}",
         "  too few rounds to be flagged alone (1; p can't go below 1/C(n+m, n), not under 0.01/4 cases: only a "
