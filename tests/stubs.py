@@ -76,3 +76,60 @@ def group_record(result, **context_fields):
     group = result.group
     specs = Matrix([group], ("model",)).specs(group, list(result.samples))
     return GroupRecord(result, {s.module: Measurement.from_group(s, result, context(**context_fields)) for s in specs})
+
+
+def run_suite(folder, *args: str, env: dict | None = None, clear: tuple[str, ...] = ()):
+    """`python -m pytest benchmarks/ ARGS` in `folder` (a project copy), as a user's shell would run it: the suite on
+    the path, 120 columns, no CI or pytest settings from this run's environment (nor the names in `clear`)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    run_env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "120"}
+    for name in ("CI", "BUILD_NUMBER", "PYTEST_ADDOPTS", *clear):
+        run_env.pop(name, None)
+    run_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", *args], cwd=folder, env=run_env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def project_copy(folder, conftest: str, files: dict[str, str] | None = None):
+    """`folder` made a project of the suite: the given conftest.py, the suite's pytest.ini and benchmarks/, and any
+    other files (name -> text). Returns the folder."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    (folder / "conftest.py").write_text(conftest)
+    (folder / "pytest.ini").write_text((root / "pytest.ini").read_text())
+    (folder / "benchmarks").mkdir()
+    for test in (root / "benchmarks").glob("test_*.py"):
+        (folder / "benchmarks" / test.name).write_text(test.read_text())
+    for name, text in (files or {}).items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def stages_twice_as_fast(run_json, baseline_json) -> None:
+    """A baseline from a saved run: its stage cases' rounds halved, so the same code reads as a regression of every
+    stage (the model and blocks as run)."""
+    import json
+
+    saved = json.loads(run_json.read_text())
+    for bench in saved["benchmarks"]:
+        if bench["extra_info"]["scope"] == "stage":
+            bench["stats"]["data"] = [x / 2 for x in bench["stats"]["data"]]
+    baseline_json.write_text(json.dumps(saved))
+
+
+# Saved runs that every reader of the JSON contract (fixtures/contract.py) refuses: the file's text (None: no file)
+# and the one line it says.
+BAD_RUNS = {
+    "missing": (None, "no such file"),
+    "malformed": ("{not json", "not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"),
+    "other-tool": ('{"results": []}', "not a pytest-benchmark JSON (no 'benchmarks' list)"),
+    "other-suite": ('{"benchmarks": [{"name": "test_x", "extra_info": {}, "stats": {"mean": 1.0}}]}',
+                    "no ResNet Profile benchmarks (extra_info has no model/input/device/scope)"),
+    "empty-run": ('{"benchmarks": []}', "no benchmarks in this run (an empty run)"),
+}

@@ -16,6 +16,7 @@ import pytest
 
 from fixtures.export import main
 from fixtures.export.metrics import CI_BOUNDS, ROUNDS_BOUNDS
+from stubs import BAD_RUNS
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data" / "small_run.json"
@@ -219,14 +220,7 @@ def test_conbench_needs_the_rounds(tmp_path: Path, capsys: pytest.CaptureFixture
 
 # --- bad input --------------------------------------------------------------------------------------------------------
 
-BAD = {
-    "missing": (None, "no such file"),
-    "malformed": ("{not json", "not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"),
-    "other-tool": ('{"results": []}', "not a pytest-benchmark JSON (no 'benchmarks' list)"),
-    "other-suite": ('{"benchmarks": [{"name": "test_x", "extra_info": {}, "stats": {"mean": 1.0}}]}',
-                    "no ResNet Profile benchmarks (extra_info has no model/input/device/scope)"),
-    "empty-run": ('{"benchmarks": []}', "no benchmarks in this run (an empty run)"),
-}
+BAD = BAD_RUNS  # the saved runs every reader of the contract refuses, and the line it says
 
 
 @pytest.mark.parametrize("case", list(BAD))

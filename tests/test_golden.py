@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from stubs import project_copy, run_suite, stages_twice_as_fast
+
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("GOLDEN_UPDATE") == "1"
@@ -89,11 +91,7 @@ ARGS = ("--bench-devices", "cpu", "--bench-models", "resnet18", "--bench-inputs"
 
 
 def _pytest(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"}
-    for name in ("CI", "BUILD_NUMBER", "PYTEST_ADDOPTS"):
-        env.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", *args], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return run_suite(folder, *args)
 
 
 def _close(a: object, b: object) -> bool:
@@ -166,20 +164,11 @@ def _check(name: str, actual: object) -> None:
 
 @pytest.fixture(scope="module")
 def golden_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    folder = tmp_path_factory.mktemp("golden")
-    (folder / "conftest.py").write_text(CONFTEST)
-    (folder / "pytest.ini").write_text((ROOT / "pytest.ini").read_text())
-    (folder / "benchmarks").mkdir()
-    for test in (ROOT / "benchmarks").glob("test_*.py"):
-        (folder / "benchmarks" / test.name).write_text(test.read_text())
+    folder = project_copy(tmp_path_factory.mktemp("golden"), CONFTEST)
     first = _pytest(folder, *ARGS, "--benchmark-json=first.json")
     assert first.returncode == 0, first.stdout + first.stderr
     # The baseline: the same run with the stages twice as fast (so they regressed), the model and blocks as run.
-    saved = json.loads((folder / "first.json").read_text())
-    for bench in saved["benchmarks"]:
-        if bench["extra_info"]["scope"] == "stage":
-            bench["stats"]["data"] = [x / 2 for x in bench["stats"]["data"]]
-    (folder / "baseline.json").write_text(json.dumps(saved))
+    stages_twice_as_fast(folder / "first.json", folder / "baseline.json")
     (folder / "budgets.toml").write_text(BUDGETS)
     second = _pytest(folder, *ARGS, "--benchmark-json=out.json", "--bench-budgets=budgets.toml",
                      "--bench-regression=baseline.json")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.report import load_run, main, render_markdown
+from stubs import BAD_RUNS
 
 DATA = Path(__file__).parent / "data" / "small_run.json"
 ROOT = Path(__file__).parent.parent
@@ -88,14 +89,7 @@ def test_plots_are_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "| ResNet-18 |" in capsys.readouterr().out
 
 
-BAD = {
-    "missing": (None, "no such file"),
-    "malformed": ("{not json", "not valid JSON (Expecting property name enclosed in double quotes at line 1 column 2)"),
-    "other-tool": ('{"results": []}', "not a pytest-benchmark JSON (no 'benchmarks' list)"),
-    "other-suite": ('{"benchmarks": [{"name": "test_x", "extra_info": {}, "stats": {"mean": 1.0}}]}',
-                    "no ResNet Profile benchmarks (extra_info has no model/input/device/scope)"),
-    "empty-run": ('{"benchmarks": []}', "no benchmarks in this run (an empty run)"),
-}
+BAD = BAD_RUNS  # the saved runs every reader of the contract refuses, and the line it says
 
 
 @pytest.mark.parametrize("case", list(BAD))
