@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from fixtures import distributed
 from fixtures.matrix import Matrix, build_groups
@@ -191,6 +192,31 @@ def test_benchmark_only_works_on_workers(project):
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b1 passed, 2 skipped\b", result.stdout), result.stdout[-600:]  # memory and structure skipped
     assert list(_benchmarks(project / "only.json")) == ["test_latency[resnet18-1x3x64x64-cpu-model]"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_each_worker_measures_on_its_own_gpu(tmp_path):
+    """The real clock and devices: `-n 1 --bench-devices cuda` times on GPU 0 by CUDA events from worker gw0; with two
+    GPUs or more, `-n 2 --bench-devices cuda:0,cuda:1` puts cuda:1's group on gw1, on GPU 1 (its UUID where NVML
+    has it)."""
+    folder = project_copy(tmp_path, (ROOT / "conftest.py").read_text())
+    small = ("--bench-models", "resnet18", "--bench-inputs", "1x3x64x64", "--bench-scopes", "model", "--bench-rounds",
+             "6", "-p", "no:cacheprovider", "-k", "latency")
+    one = run_suite(folder, *small, "--bench-devices", "cuda", "-n", "1", "--benchmark-json=one.json")
+    assert one.returncode == 0, one.stdout + one.stderr
+    [case] = json.loads((folder / "one.json").read_text())["benchmarks"]
+    info = case["extra_info"]
+    assert (info["worker"], info["device_index"], info["timer"]) == ("gw0", 0, "cuda_event")
+    assert info["device_name"] == torch.cuda.get_device_name(0)
+    if torch.cuda.device_count() < 2:
+        return
+    two = run_suite(folder, *small, "--bench-devices", "cuda:0,cuda:1", "-n", "2", "--benchmark-json=two.json")
+    assert two.returncode == 0, two.stdout + two.stderr
+    placed = {b["extra_info"]["device"]: (b["extra_info"]["worker"], b["extra_info"]["device_index"])
+              for b in json.loads((folder / "two.json").read_text())["benchmarks"]}
+    assert placed == {"cuda:0": ("gw0", 0), "cuda:1": ("gw1", 1)}
+    uuids = {b["extra_info"]["device_uuid"] for b in json.loads((folder / "two.json").read_text())["benchmarks"]}
+    assert None in uuids or len(uuids) == 2  # two GPUs, two UUIDs (where NVML answers)
 
 
 # --- the pieces, with faked devices ---------------------------------------------------------------------------------
