@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("--bench-models", "resnet18", "--bench-inputs", "1x3x64x64", "--bench-devices", "cpu", "-p", "no:cacheprovider")
@@ -129,7 +130,7 @@ median_ms = 1e9
     output.no_fnmatch_line("*= 11 failed*")  # compare-fail drops pytest's closing line; our gates alone keep it
 
 
-MACHINE = {"cpu_brand": "Some Other CPU", "gpu": None, "torch": "0.0", "cpu_threads": 1}
+MACHINE = {"cpu_brand": "Some Other CPU", "gpu": None, "torch": "0.0", "cpu_threads": 999}  # no machine's count
 BENCH = [{"name": f"test_latency[resnet18-1x3x64x64-cpu-{case}]", "stats": {"median": 0.01, "data": [0.01] * 5}}
          for case in ("model", "stage-conv1", "x")]
 
@@ -152,7 +153,7 @@ BENCH = [{"name": f"test_latency[resnet18-1x3x64x64-cpu-{case}]", "stats": {"med
          "with --benchmark-save and --bench-save-samples on, the default (or --benchmark-json)"),
         (("--bench-regression=other.json",),
          "ERROR: other.json: baseline is from another machine, torch or thread count (cpu_brand: baseline "
-         "'Some Other CPU', now *; torch: baseline '0.0', now *; cpu_threads: baseline 1, now *): its timings don't "
+         "'Some Other CPU', now *; torch: baseline '0.0', now *; cpu_threads: baseline 999, now *): its timings don't "
          "compare; pass --bench-regression-force to compare anyway"),
         (("--bench-regression-threshold=ten",), "*argument --bench-regression-threshold: threshold must be a percentage*"),
     ],
@@ -199,3 +200,12 @@ def test_help_lists_the_gate_options(suite):
         "*--bench-budgets=PATH*", "*--bench-regression=BASELINE*", "*--bench-regression-threshold=PCT*",
         "*--bench-regression-alpha=ALPHA*", "*--bench-regression-force*",
     ])
+
+
+def test_an_in_process_run_leaves_torchs_threads_and_cudnn_flag_as_it_found_them(suite):
+    """A run started in-process (pytester, an IDE) sets torch's thread count and cuDNN flag for itself only: what runs
+    after it in the process finds them as they were."""
+    before = (torch.get_num_threads(), torch.backends.cudnn.benchmark)
+    result = suite.runpytest_inprocess(*TINY, "--collect-only", "--bench-threads", "3", "--bench-cudnn-benchmark", "on")
+    assert result.ret == pytest.ExitCode.OK
+    assert (torch.get_num_threads(), torch.backends.cudnn.benchmark) == before
