@@ -133,3 +133,17 @@ BAD_RUNS = {
                     "no ResNet Profile benchmarks (extra_info has no model/input/device/scope)"),
     "empty-run": ('{"benchmarks": []}', "no benchmarks in this run (an empty run)"),
 }
+
+
+def copy_checkout(path, *folders: str):
+    """The checkout's entry points (pytest.ini, conftest.py) and benchmarks/, and any other `folders` (budgets), copied
+    into `path` (a pytester directory); fixtures/ is imported from the checkout. Returns `path`."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for name in ("pytest.ini", "conftest.py"):
+        shutil.copy(root / name, path / name)
+    for folder in ("benchmarks", *folders):
+        shutil.copytree(root / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return path

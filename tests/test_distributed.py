@@ -229,23 +229,22 @@ def test_each_worker_gets_an_equal_disjoint_share_of_the_cores():
     assert distributed.cpu_share([3, 1, 2, 0], 1, 2) == [2, 3]
 
 
-def test_a_worker_owns_its_gpu_and_its_cores():
+def test_a_worker_owns_its_gpu_and_its_cores(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: set_to.update(threads=n))  # this process's stay as they are
     set_to: dict = {}
     binding = distributed.bind_worker(
         "gw1", 2, None, set_affinity=lambda pid, cores: set_to.update(cores=cores),
         get_affinity=lambda pid: set(range(4)), set_gpu=lambda index: set_to.update(gpu=index), device_count=lambda: 2)
     assert binding == distributed.Binding("gw1", 1, (2, 3))
-    assert set_to == {"cores": {2, 3}, "gpu": 1}
-    import torch
-
-    assert torch.get_num_threads() == 2
+    assert set_to == {"cores": {2, 3}, "gpu": 1, "threads": 2}
     # Without a GPU for it, a worker owns cores only; --bench-threads sets the threads.
     set_to.clear()
     binding = distributed.bind_worker(
         "gw2", 3, 1, set_affinity=lambda pid, cores: set_to.update(cores=cores),
         get_affinity=lambda pid: set(range(6)), set_gpu=lambda index: set_to.update(gpu=index), device_count=lambda: 2)
-    assert binding.gpu is None and set_to == {"cores": {4, 5}}
-    assert torch.get_num_threads() == 1
+    assert binding.gpu is None and set_to == {"cores": {4, 5}, "threads": 1}
 
 
 @pytest.mark.parametrize(("devices", "workers", "count", "message"), [

@@ -16,14 +16,14 @@ import os
 import re
 import runpy
 import shlex
-import shutil
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
 import pytest
-import torch
+
+from stubs import copy_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -81,17 +81,11 @@ def test_every_exemption_is_still_shown():
 
 @pytest.mark.parametrize("page", [p for p in PAGES if runnable(p)], ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_runnable_commands_run(page: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("pytest.ini", "conftest.py"):
-        shutil.copy(ROOT / name, pytester.path / name)
-    for folder in ("benchmarks", "budgets"):
-        shutil.copytree(ROOT / folder, pytester.path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    threads = torch.get_num_threads()
+    copy_checkout(pytester.path, "budgets")
 
     def run_pytest(args: list[str], shown: str) -> None:
-        try:
-            result = pytester.runpytest_inprocess(*args, *TINY, "-p", "no:cacheprovider", "--import-mode=importlib")
-        finally:
-            torch.set_num_threads(threads)  # a --bench-threads in a command must not slow the rest of this session
+        # (a --bench-threads in a command sets torch's threads for its run only: the plugin restores them)
+        result = pytester.runpytest_inprocess(*args, *TINY, "-p", "no:cacheprovider", "--import-mode=importlib")
         assert result.ret == pytest.ExitCode.OK, f"{page.name}: `{shown}` exited {result.ret}:\n" + "\n".join(
             result.outlines[-25:] + result.errlines[-10:]
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from fixtures.budgets import load_budgets, parse_budgets, whole_model_facts
 from fixtures.matrix import GroupKey
 from fixtures.zoo import NAMED_INPUTS, parse_input
+from stubs import copy_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = parse_budgets(
@@ -76,10 +76,7 @@ def test_shipped_budgets_load_and_cover_the_default_cpu_groups():
 
 def test_without_pytest_memray_the_guard_skips_saying_so(pytester: pytest.Pytester):
     """In-process (it only collects and skips): importlib mode keeps benchmarks/test_memory.py apart from ours."""
-    for name in ("pytest.ini", "conftest.py"):
-        shutil.copy(ROOT / name, pytester.path / name)
-    shutil.copytree(ROOT / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "budgets", pytester.path / "budgets")
+    copy_checkout(pytester.path, "budgets")
     result = pytester.runpytest_inprocess(
         "benchmarks/test_memory.py", "-k", "memory_budget", "--bench-devices", "cpu", "--bench-models", "resnet18",
         "--bench-inputs", "pascal", "--bench-budgets", "budgets/cpu.toml", "-p", "no:memray", "-p", "no:cacheprovider",

@@ -8,12 +8,12 @@ no CUDA is touched, and one torch import serves them all.
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
-import torch
+
+from stubs import copy_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDERS = '''
@@ -49,18 +49,12 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """The checkout's entry points and benchmarks, and a team's builder module beside them; `run(*args)` runs pytest."""
     for name in ("CI", "BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
-    for name in ("pytest.ini", "conftest.py"):
-        shutil.copy(ROOT / name, pytester.path / name)
-    shutil.copytree(ROOT / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    copy_checkout(pytester.path)
     (pytester.path / "team_nets.py").write_text(textwrap.dedent(BUILDERS))
     monkeypatch.syspath_prepend(str(pytester.path))
-    threads = torch.get_num_threads()
 
     def run(*args: str) -> pytest.RunResult:
-        try:
-            return pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider", "--import-mode=importlib")
-        finally:
-            torch.set_num_threads(threads)
+        return pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider", "--import-mode=importlib")
 
     run.path = pytester.path
     return run

@@ -8,11 +8,12 @@ tests/test_memory.py, which this process has already imported under the same mod
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
+
+from stubs import copy_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 # One thread: tiny convolutions gain nothing from two, and on a busy machine OpenMP threads waiting on each other make a
@@ -29,17 +30,10 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     # the width; these runs check what a user's terminal shows.
     for name in ("CI", "BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
-    for name in ("pytest.ini", "conftest.py"):
-        shutil.copy(ROOT / name, pytester.path / name)
-    for folder in ("benchmarks", "budgets"):
-        shutil.copytree(ROOT / folder, pytester.path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    threads = torch.get_num_threads()
+    copy_checkout(pytester.path, "budgets")
 
-    def run(*args: str) -> pytest.RunResult:
-        try:
-            return pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider", "--import-mode=importlib")
-        finally:
-            torch.set_num_threads(threads)  # --bench-threads in a run must not slow the rest of this session
+    def run(*args: str) -> pytest.RunResult:  # --bench-threads holds for its run only (the plugin restores torch's)
+        return pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider", "--import-mode=importlib")
 
     run.path = pytester.path
     return run

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from stubs import FAIL_RESNET34
+from stubs import FAIL_RESNET34, copy_checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("--bench-devices", "cpu", "--bench-models", "resnet18", "--bench-inputs", "1x3x64x64", "--bench-rounds", "3")
@@ -23,9 +22,7 @@ CONTRACT = {
 def suite(pytester, monkeypatch):
     """A copy of the suite's entry points in a temporary directory, importing fixtures/ from the checkout."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    for name in ("pytest.ini", "conftest.py"):
-        shutil.copy(ROOT / name, pytester.path / name)
-    shutil.copytree(ROOT / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    copy_checkout(pytester.path)
 
     def run(*args, path="benchmarks/test_latency.py"):
         return pytester.runpytest_subprocess(path, "-p", "no:cacheprovider", *args)

@@ -4,11 +4,9 @@ pytest-benchmark's default — the same for a run and for `python -m fixtures.re
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 # matplotlib is imported before the in-process runs below: pytester restores sys.modules after each, and one first
 # imported inside a run would come back later as a second copy (its Artist class no longer the one matplotlib's own
@@ -16,6 +14,7 @@ import torch
 import fixtures.report.charts  # noqa: F401
 from fixtures.report import main as report
 from fixtures.storage import PYTEST_BENCHMARK_DEFAULT, StorageError, for_run, project_storage
+from stubs import copy_checkout
 
 ROOT = Path(__file__).parent.parent
 
@@ -67,19 +66,14 @@ def test_nothing_set_is_pytest_benchmarks_default(tmp_path: Path) -> None:
 def test_a_run_saves_where_the_ini_says_and_history_reads_it(pytester: pytest.Pytester) -> None:
     """A project whose ini names a shared storage: a run saves there, --history alone reads it; a run given
     --benchmark-storage saves where it says instead."""
+    copy_checkout(pytester.path)
     ini = (ROOT / "pytest.ini").read_text() + "benchmark_storage = file://shared-runs\n"
     (pytester.path / "pytest.ini").write_text(ini)
-    shutil.copy(ROOT / "conftest.py", pytester.path / "conftest.py")
-    shutil.copytree(ROOT / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
     tiny = ("benchmarks/", "-k", "latency", "--bench-devices", "cpu", "--bench-models", "resnet18", "--bench-inputs",
             "1x3x32x32", "--bench-scopes", "model", "--bench-rounds", "3", "--bench-warmup", "1", "--bench-threads", "1",
             "-p", "no:cacheprovider", "--import-mode=importlib")
-    threads = torch.get_num_threads()
-    try:
-        assert pytester.runpytest_inprocess(*tiny, "--benchmark-save=a").ret == 0
-        assert pytester.runpytest_inprocess(*tiny, "--benchmark-save=b", "--benchmark-storage=file://cli-runs").ret == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert pytester.runpytest_inprocess(*tiny, "--benchmark-save=a").ret == 0
+    assert pytester.runpytest_inprocess(*tiny, "--benchmark-save=b", "--benchmark-storage=file://cli-runs").ret == 0
     assert [p.name for p in (pytester.path / "shared-runs").glob("*/*.json")] == ["0001_a.json"]
     assert [p.name for p in (pytester.path / "cli-runs").glob("*/*.json")] == ["0001_b.json"]
     assert report(["--history", "--out", "out", "--no-plots"]) == 0
