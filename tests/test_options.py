@@ -91,6 +91,7 @@ def test_the_stopping_rule_reads_each_of_its_options(configured):
     assert configured("--benchmark-min-rounds", "9").min_rounds == 9
     assert configured("--benchmark-disable-gc").disable_gc is True
     assert configured("--bench-rounds", "4").rounds == 4
+    assert default.scope_passes == "auto" and configured("--bench-scope-passes", "separate").scope_passes == "separate"
 
 
 @pytest.mark.parametrize(
@@ -99,6 +100,7 @@ def test_the_stopping_rule_reads_each_of_its_options(configured):
         (("--bench-precision", "0"), "precision must be a percentage above 0 such as 1%, 'auto' or 'off', not '0'"),
         (("--bench-precision", "fine"), "precision must be a percentage above 0"),
         (("--bench-time-budget", "-1"), "time budget must be seconds above 0 such as 30, or 'auto', not '-1'"),
+        (("--bench-scope-passes", "shared"), "scope passes must be auto or separate, not 'shared'"),
     ],
 )
 def test_bad_stopping_options_are_one_line(configured, args, message):

@@ -71,15 +71,18 @@ def test_warm_up_first_one_synchronize_per_pass_and_host_kept_apart(logged):
     # Instrumented: begin, the model's call, the module's pre/post marks (conv1 in the stage pass, layer1.0 in the
     # block pass), end; one sync a pass, not one per module.
     instrumented = ["start", "mark", "forward", "mark", "mark", "mark", "sync"]
-    assert log == ["forward", "forward", "sync", *clean, *instrumented, *instrumented] * 1 + [
-        *clean, *instrumented, *instrumented]
+    # conv1 holds no selected block: from the second round one pass marks both, exactly (no hook inside a span).
+    shared = ["start", "mark", "forward", "mark", "mark", "mark", "mark", "mark", "sync"]
+    assert log == ["forward", "forward", "sync", *clean, *instrumented, *instrumented, *clean, *shared]
     assert result.rounds == 2 and result.warmup == 2 and result.timer == "logging"
+    assert result.shared_from == 2 and result.stage_bias == {} and result.hook_s is None  # nothing to measure
     assert result.samples[""].device_s == [TICK, TICK]
     assert result.samples[""].host_s == [3 * TICK, 3 * TICK]
     assert result.samples["conv1"].device_s == [TICK, TICK]
     assert result.samples["conv1"].host_s == [3 * TICK, 3 * TICK]
-    # Begin, the module's pre and post, end: 3 device ticks a pass.
-    assert result.instrumented_s == {"stage": [3 * TICK] * 2, "block": [3 * TICK] * 2}
+    assert result.samples["layer1.0"].device_s == [TICK, TICK]
+    # Begin, the module's pre and post, end: 3 device ticks a pass; the shared pass has both modules' marks: 5.
+    assert result.instrumented_s == {"stage": [3 * TICK], "block": [3 * TICK], "stage+block": [5 * TICK]}
 
 
 def test_the_plan_reaches_the_run():
