@@ -105,7 +105,7 @@ def test_warm_up_covers_what_each_executor_needs():
     assert lines[1] == ("measuring resnet18-1x3x64x64-cpu-compile-reduce-overhead: 1 cases, warm-up 3 (not 0: compile "
                         "reduce-overhead needs 3 warm-up calls (compile and warm up, record the CUDA graph, replay))")
     wall = session.records[group].result.wall_s
-    assert lines[::2] == ["memory of resnet18-1x3x64x64-cpu-compile-reduce-overhead: 1 forward passes",
+    assert lines[::2] == ["memory of resnet18-1x3x64x64-cpu-compile-reduce-overhead: 1 forward pass",
                           f"measured resnet18-1x3x64x64-cpu-compile-reduce-overhead: 1 rounds in {wall:.1f} s"]
 
 

@@ -164,3 +164,88 @@ def test_folded_batchnorm_is_what_is_resident():
     assert not any(".bn" in row.name or row.name.startswith("bn") for row in folded.rows)
     # Every BatchNorm's weight, bias, running mean and variance go; each folded convolution gains a bias.
     assert folded.params < plain.params and folded.bytes < plain.bytes
+
+
+# --- one tracked pass: markers in memray's record stream -------------------------------------------------------------
+
+
+def _record(kind: str, address: int, size: int = 0):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(allocator=int(memray.AllocatorType[kind]), address=address, size=size)
+
+
+def _mark(code: int, address: int = 1, header: int = 33):
+    from fixtures.memory import MARKER_BASE, MARKER_STRIDE
+
+    return [_record("CALLOC", address, MARKER_BASE + MARKER_STRIDE * code + header), _record("FREE", address)]
+
+
+def test_span_increases_reads_live_bytes_between_the_markers() -> None:
+    from fixtures.memory import span_increases
+
+    records = [
+        _record("MALLOC", 90, 7),  # before the pass's start marker: live, but its span starts above it
+        *_mark(0),  # the pass starts (its header size learned here)
+        _record("MALLOC", 100, 1000),
+        *_mark(2),  # module 0 starts with 1000 live (+7)
+        _record("MALLOC", 101, 500),
+        _record("FREE", 100),  # a free of what was live before the module: live falls
+        *_mark(4),  # module 1 (nested in 0) starts
+        _record("POSIX_MEMALIGN", 102, 3000),
+        _record("FREE", 102),
+        *_mark(5),  # module 1 ends: it peaked 3000 above its start
+        _record("REALLOC", 101, 800),  # the same address again: 500 replaced by 800
+        *_mark(3),  # module 0 ends
+        _record("FREE", 555),  # a free of an address never seen: nothing
+        *_mark(1),
+    ]
+    increases = span_increases(records, [0, 2, 4, 5, 3, 1])
+    # The pass: 1000 + 500 - 1000 + 3000 = 3500 at its peak. Module 0: from 1000, peak 3500 -> 2500. Module 1: 3000.
+    assert increases == {0: 3500, 2: 2500, 4: 3000}
+    with pytest.raises(RuntimeError, match="lack the pass's markers from code 1"):
+        span_increases(records[:-2], [0, 2, 4, 5, 3, 1])
+    # A real allocation of a marker's size is not a marker unless it is the next one emitted.
+    decoy = _mark(4, address=7)[:1]
+    assert span_increases([*_mark(0), *decoy, *_mark(2), *_mark(3), *_mark(1)], [0, 2, 3, 1]) == {
+        0: decoy[0].size, 2: 0}
+
+
+def test_one_tracked_pass_agrees_with_memray_and_with_a_tracker_per_module(tmp_path: Path) -> None:
+    from fixtures.memory import memray_pass
+
+    group = GroupKey("resnet18", parse_input("1x3x128x128"), "cpu")
+    model, x = prepare(build_model(group.model), make_input(group.input, 0), group)
+    names = [*STAGES, "layer1.0", "layer1.1", "layer3.0"]  # stages and blocks, nested
+    with torch.inference_mode():
+        model(x)
+        # A forward read by memray itself: its peak is the one computed from its records (markers aside).
+        path = tmp_path / "own.bin"
+        with memray.Tracker(path, file_format=memray.FileFormat.ALL_ALLOCATIONS):
+            model(x)
+        own = memray.FileReader(path).metadata.peak_memory
+        whole, modules = memray_pass(lambda: model(x), {n: model.get_submodule(n) for n in names}, tmp_path)
+        # The earlier design: one tracker around each module, its peak what the module allocated.
+        alone = {}
+        for name in names:
+            module = model.get_submodule(name)
+            path = tmp_path / f"{name}.bin"
+
+            def start(_module, _args, path=path):
+                alone["tracker"] = memray.Tracker(path, file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS)
+                alone["tracker"].__enter__()
+
+            def stop(_module, _args, _out, name=name, path=path):
+                alone.pop("tracker").__exit__(None, None, None)
+                alone[name] = memray.FileReader(path).metadata.peak_memory
+
+            handles = [module.register_forward_pre_hook(start), module.register_forward_hook(stop)]
+            model(x)
+            for handle in handles:
+                handle.remove()
+    assert list(modules) == names
+    # Two forwards never allocate quite alike (the dispatcher's small buffers): within 64 KiB or 2%.
+    assert abs(whole - own) <= max(64 * 1024, 0.02 * own), (whole, own)
+    for name in names:
+        assert abs(modules[name] - alone[name]) <= max(64 * 1024, 0.02 * alone[name]), (name, modules[name], alone[name])
+    assert modules["layer1"] >= modules["layer1.0"] > 0  # a stage holds its blocks' peaks
