@@ -220,9 +220,9 @@ def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
         ('[[budget]]\nmedian_ms = 1',
          "b.toml: budget entry 1: device is missing: give \"cpu\", \"cuda\" or a glob on the GPU's name such as \"*H200*\""),
         ('[[budget]]\ndevice = "cpu"\nscope = "models"\nmedian_ms = 1',
-         "b.toml: budget entry 1: scope 'models' matches no known scope: model, stage, block"),
+         "b.toml: budget entry 1: scope 'models' matches no known scope (did you mean 'model'?): model, stage, block"),
         ('[[budget]]\ndevice = "cpu"\nmodel = "resnet19"\nmedian_ms = 1',
-         "b.toml: budget entry 1: model 'resnet19' matches no known model: resnet18 … wide_resnet101_2 (+os16, +os8, "
+         "b.toml: budget entry 1: model 'resnet19' matches no known model (did you mean 'resnet18'?): resnet18 … wide_resnet101_2 (+os16, +os8, "
          "+backbone), deeplabv3_resnet50, deeplabv3_resnet101, fcn_resnet50, fcn_resnet101 (+aux), timm.NAME, or a "
          "builder's package.module.function"),
         ('[[budget]]\ndevice = "cpu"\nmodel = "  "\nmedian_ms = 1',
@@ -233,18 +233,54 @@ def test_a_statistic_the_case_lacks_is_unmeasured_not_failed():
         ('budget = [1]', "b.toml: budget entry 1: expected a table of keys, got int"),
         ('[[budget]]\ndevice = "cpu"\nrss_mib = 1',
          "b.toml: budget entry 1: unknown statistic 'rss_mib': choose from median_ms, mean_ms, p90_ms, p99_ms, peak_mib"),
-        ('[budget]\ndevice = "cpu"\nmedian_ms = 1', "b.toml: no [[budget]] entries"),
+        ('[budget]\ndevice = "cpu"\nmedian_ms = 1',
+         "b.toml: [budget] is one table: write [[budget]] (double brackets, an array of tables) before each entry"),
+        ('[[budget]]\ndevice = "cpu"\ninput = "pascall"\nmedian_ms = 1',
+         "b.toml: budget entry 1: input 'pascall' matches no input (did you mean 'pascal'?): cityscapes, pascal or a "
+         "BxCxHxW spelling such as 1x3x224x224 (globs allowed: 1x3x*)"),
+        ('[[budget]]\ndevice = "cpu"\nmedian_ms = 1\n[[budget]]\ndevice = "cpus"\nmedian_ms = 1',
+         "b.toml: budget entry 2: device 'cpus' is neither a device kind (\"cpu\", \"cuda\", \"cuda:N\") nor a device's "
+         "name; did you mean 'cpu'? (a GPU by name: a glob such as \"*H200*\")"),
+        ('[[budget]]\ndevice = "gpu"\nmedian_ms = 1',
+         "b.toml: budget entry 1: device 'gpu' is neither a device kind (\"cpu\", \"cuda\", \"cuda:N\") nor a device's "
+         "name; did you mean 'cuda'? (a GPU by name: a glob such as \"*H200*\")"),
+        ('[[budget]]\ndevice = "cpu"\nmodel = "resnet18"\nmodule = "layer5.*"\nmedian_ms = 1',
+         "b.toml: budget entry 1: module 'layer5.*' matches none of resnet18's stages or blocks (did you mean "
+         "'layer4.*'?): conv1, bn1, relu, maxpool, layer1, layer2, layer3, layer4, avgpool, fc, layer1.0, layer1.1 …"),
+        ('[[budget]]\ndevice = "cpu"\nmodel = "resnet18"\nscope = "block"\nmodule = "layer3.2"\nmedian_ms = 1',
+         "b.toml: budget entry 1: module 'layer3.2' matches none of resnet18's blocks (did you mean 'layer3.1'?): "
+         "layer1.0, layer1.1, layer2.0, layer2.1, layer3.0, layer3.1, layer4.0, layer4.1"),
         ('budgets = 1', "b.toml: unknown top-level key 'budgets': the file holds [[budget]] tables only"),
         ('', "b.toml: no [[budget]] entries"),
     ],
     ids=["bad-toml", "unknown-statistic", "unknown-key", "bad-switch", "unknown-dtype", "negative", "non-numeric", "no-statistic", "no-device",
          "unknown-scope", "unknown-model", "blank-model", "infinite", "zero", "boolean", "not-a-table",
-         "unknown-mib-statistic", "single-table", "top-level", "empty"],
+         "unknown-mib-statistic", "single-table", "input-typo", "device-typo", "gpu-for-cuda", "module-typo",
+         "module-of-another-model", "top-level", "empty"],
 )
 def test_bad_budgets_give_one_line_with_the_place(text, message):
     with pytest.raises(BudgetError) as error:
         book(text)
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        'device = "NVIDIA H200"',  # a device's name: another machine may have it
+        'device = "AMD EPYC"',
+        'device = "cuda:7"',
+        'device = "cpu"\ninput = "1x3x*"',
+        'device = "cpu"\ninput = "1x3x500x334"',
+        'device = "cpu"\ninput = "[1-4]x3x224x224"',
+        'device = "cpu"\nmodule = "layer3.3?"',  # resnet101's and resnet152's blocks
+        'device = "cpu"\nmodel = "timm.resnet50d"\nmodule = "act1"',
+        'device = "cpu"\nmodel = "deeplabv3_resnet50"\nmodule = "backbone.layer1.*"',
+        'device = "cpu"\nmodel = "mypkg.nets.build"\nmodule = "stem"',  # a user's builder: taken as written
+    ],
+)
+def test_fields_that_can_match_something_load(entry):
+    assert book(f"[[budget]]\n{entry}\nmedian_ms = 1").budgets[0].index == 1
 
 
 def test_missing_file(tmp_path):

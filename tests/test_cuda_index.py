@@ -36,12 +36,21 @@ def test_cuda_n_parses_against_the_visible_count():
         ("cuda:one", 2, "unknown device 'cuda:one': choose from cpu, cuda, cuda:N (N a GPU index)"),
         ("cuda:-1", 2, "unknown device 'cuda:-1': choose from cpu, cuda, cuda:N (N a GPU index)"),
         ("gpu:1", 2, "unknown device 'gpu:1': choose from cpu, cuda, cuda:N (N a GPU index)"),
+        ("cuda", 0, "device 'cuda' asked for, but no GPU is visible: torch.cuda.device_count() is 0; use "
+                    "--bench-devices auto (or cpu) to run without one"),
+        ("cpu,CUDA", 0, "device 'CUDA' asked for, but no GPU is visible: torch.cuda.device_count() is 0; use "
+                        "--bench-devices auto (or cpu) to run without one"),
     ],
 )
 def test_a_missing_or_malformed_index_is_one_line(text, count, message):
     with pytest.raises(argparse.ArgumentTypeError) as error:
         parse_devices(text, lambda: count)
     assert str(error.value) == message
+
+
+def test_auto_leaves_cuda_out_without_a_gpu_and_names_nothing_missing():
+    assert parse_devices("auto", lambda: 0) is None
+    assert parse_devices("cpu", lambda: 0) == ("cpu",)
 
 
 def test_the_count_is_torchs_own():

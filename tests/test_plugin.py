@@ -145,11 +145,15 @@ def test_k_selection_times_only_the_selected_modules(suite):
     assert names == ["layer3", "layer3.0", "layer3.1"]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the skip on a machine without CUDA")
-def test_cuda_cases_skip_with_the_reason(suite):
-    result = suite(*TINY[2:], "--bench-devices", "cpu,cuda", "--bench-scopes", "model", "-rs")
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(["SKIPPED * cuda: CUDA is not available on this machine*", "*1 passed, 1 skipped*"])
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_a_gpu_asked_for_where_there_is_none_is_one_line_and_exit_4(suite):
+    """A GPU job whose GPU vanished must not pass green with its cuda cases skipped."""
+    for devices in ("cuda", "cpu,cuda", "cuda:0"):
+        result = suite(*TINY[2:], "--bench-devices", devices, "--bench-scopes", "model")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, devices
+        assert "Traceback" not in result.stderr.str() and "passed" not in result.stdout.str()
+        result.stderr.fnmatch_lines(["*--bench-devices*device*no GPU is visible*" if devices != "cuda:0"
+                                     else "*device 'cuda:0' does not exist*"])
 
 
 def test_a_failing_group_fails_its_cases_only_and_the_json_is_written(suite):
