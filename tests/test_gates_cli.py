@@ -145,7 +145,7 @@ BENCH = [{"name": f"test_latency[resnet18-1x3x64x64-cpu-{case}]", "stats": {"med
         (("--bench-budgets=text.toml",), "ERROR: text.toml: budget entry 1: median_ms must be a number, not '5 ms'"),
         (("--bench-budgets=statistic.toml",), "ERROR: statistic.toml: budget entry 1: unknown statistic 'p95_ms': *"),
         (("--bench-regression=missing.json",),
-         "ERROR: --bench-regression: missing.json: not found: neither a file nor a saved run*"),
+         "ERROR: --bench-regression: missing.json: not found: neither a file, a run number (0003), a full name*"),
         (("--bench-regression=corrupt.json",),
          "ERROR: --bench-regression: corrupt.json: not valid JSON (Expecting value at line 1 column 1)"),
         (("--bench-regression=nodata.json",),

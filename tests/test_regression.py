@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import PermutationMethod, mannwhitneyu, rankdata
 
-from fixtures.contract import ContractError, differences, find_saved, load_run, parse_run
+from fixtures.contract import ContractError, differences, find_saved, load_run, parse_run, pick_saved
 from fixtures.options import parse_alpha, parse_bool, parse_percent
 from fixtures.regression import (
     EXACT_MAX_PAIRS,
@@ -251,19 +251,47 @@ def test_missing_saved_runs(tmp_path):
         load_run(tmp_path / "nope.json")
     with pytest.raises(ContractError, match=r"^.*: is a folder, not a JSON file$"):
         load_run(tmp_path)
-    with pytest.raises(ContractError, match=r"^0042: not found"):
+    with pytest.raises(ContractError) as error:
         find_saved("0042", None)
+    assert str(error.value) == (
+        "0042: not found: neither a file, a run number (0003), a full name (0003_base) nor a name (base) of a saved "
+        "run; no run is saved on this machine (--benchmark-save=NAME saves one)"
+    )
 
     def rejects(value):
         raise ValueError("not a glob the storage understands")
 
-    with pytest.raises(ContractError, match=r"^\[x: not found: neither a file nor a saved run"):
+    with pytest.raises(ContractError, match=r"^\[x: not found: neither a file, a run number"):
         find_saved("[x", rejects)
     file = tmp_path / "b.json"
     file.write_text(json.dumps(saved(data=[0.01])))
     assert load_run(file).source == str(file)
-    with pytest.raises(ContractError, match=r"^0042: not found: neither a file nor a saved run"):
-        find_saved("0042", lambda value: [])
+    runs = [Path("m/0001_run.json"), Path("m/0002_after.json")]
+    with pytest.raises(ContractError) as error:
+        find_saved("base", lambda value: runs if value == "*" else [])
+    assert str(error.value).endswith("a name (base) of a saved run; saved on this machine: 0001_run, 0002_after")
+
+
+SAVED_RUNS = [Path("m/0001_base.json"), Path("m/0002_run.json"), Path("m/0003_base.json"), Path("m/0004_after.json")]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("base", "0003_base"),  # a name: the latest run saved under it
+        ("after", "0004_after"),
+        ("0001_base", "0001_base"),  # a full name
+        ("0001", "0001_base"),  # a number, with or without its zeros
+        ("1", "0001_base"),
+        ("3", "0003_base"),
+        ("0002_base", None),
+        ("before", None),
+        ("5", None),
+    ],
+)
+def test_a_baseline_by_number_full_name_or_name(value, expected):
+    picked = pick_saved(value, SAVED_RUNS)
+    assert (picked.stem if picked is not None else None) == expected
 
 
 def test_a_saved_run_from_a_file_or_the_storage(tmp_path):
@@ -272,8 +300,10 @@ def test_a_saved_run_from_a_file_or_the_storage(tmp_path):
     assert find_saved(str(file), None) == file
     newest = [Path("x/0001_a.json"), Path("x/0002_b.json"), Path("x/0003_c.json")]
     asked = []
+    # No run is numbered or named 000: pytest-benchmark's prefix rule (as --benchmark-compare) finds the newest.
     assert find_saved("000", lambda value: asked.append(value) or newest) == Path("x/0003_c.json")
-    assert asked == ["000"]
+    assert asked == ["*", "000"]
+    assert find_saved("b", lambda value: newest if value == "*" else []) == Path("x/0002_b.json")
 
 
 def test_configuration_differences():
