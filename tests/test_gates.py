@@ -160,7 +160,9 @@ def test_build_gates_takes_threshold_and_alpha_from_the_settings(tmp_path):
     assert gates.baseline.samples == {name(MODEL): BASE} and gates.forced == ()
     assert gate_header(gates) == [
         f"resnet-profile: regression gate vs {tmp_path / 'base.json'}: median +25% and one-sided Mann-Whitney U, "
-        "false-discovery rate 0.05 across cases (Benjamini-Hochberg)"
+        "false-discovery rate 0.05 across cases (Benjamini-Hochberg)",
+        "resnet-profile: the baseline carries no reference workload figure (saved before it existed, or of another "
+        "workload): a change of the machine can't be told from a change of the code; save the baseline again",
     ]
 
 
@@ -210,7 +212,7 @@ def test_the_summary_counts_every_verdict_and_names_its_method():
     gates.check(name(relu), measured(relu, BASE))  # not in the baseline
     assert gate_summary(gates) == [
         "regression vs base.json (median +10% and one-sided Mann-Whitney U, Benjamini-Hochberg at 0.01 over 4 cases; "
-        "p-values: 3 exact, 1 normal): 1 regressed, 2 slower but not significant, 1 unchanged, 1 not in baseline",
+        "p-values: 3 exact, 1 normal): 1 regressed, 2 slower but not significant, 0 faster, 1 unchanged, 1 not in baseline",
         f"  regressed (1): {name(MODEL)} (+100.0%, p=5.4e-06 (exact))",
         f"  slower but not significant (2): {name(CONV1)} (+50.0%, p=0.004 (exact)), {name(FC)} (+50.0%, p=0.014 (exact))",
         "  significant with the whole run's evidence only, so the run fails, not the cases (1): "

@@ -93,7 +93,11 @@ median_ms = 1e9
         "over budget: median_ms * ms > budget 1e-06 ms (+*%) [[]b.toml entry 1 (device=cpu, scope=model)[]]",
         "budgets b.toml: 4 within budget, 1 over budget, 6 ungated",
         "  ungated (6, no entry matches): resnet18-1x3x64x64-cpu-stage-conv1, *-stage-bn1, *-stage-relu, *",
-        "regression vs *0001_base.json (*): 0 regressed, 0 slower but not significant, 11 unchanged, 0 not in baseline",
+        # Faster is a verdict too: each case is p = 1/252 faster, under 0.01 x 11/11 (Benjamini-Hochberg).
+        "regression vs *0001_base.json (*): 0 regressed, 0 slower but not significant, 11 faster, 0 unchanged, 0 not "
+        "in baseline",
+        "  faster (11; significantly, beyond 10%: the baseline is stale, save a new one): "
+        "test_latency[[]resnet18-1x3x64x64-cpu-model[]] (-*%, p=0.004), *",
         "FAILED test_latency.py::test_latency[[]resnet18-1x3x64x64-cpu-model[]]*",
         "*= 1 failed, 10 passed in *",
     ])
@@ -119,7 +123,8 @@ median_ms = 1e9
         "regressed: median 0.000 ms (baseline) -> * ms (+*% > 10%), one-sided Mann-Whitney U p=0.004 (exact) < 0.01 "
         "(Benjamini-Hochberg: alpha 0.01 x 11/11 cases) (5 vs 5 rounds) [[]baseline *0001_base.json[]]",
         "regression vs *0001_base.json (median +10% and one-sided Mann-Whitney U, Benjamini-Hochberg at 0.01 over 11 "
-        "cases; p-values: 11 exact, 0 normal): 11 regressed, 0 slower but not significant, 0 unchanged, 0 not in baseline",
+        "cases; p-values: 11 exact, 0 normal): 11 regressed, 0 slower but not significant, 0 faster, 0 unchanged, 0 not in "
+        "baseline",
     ])
     output = pytest.LineMatcher(result.outlines + result.errlines)
     output.fnmatch_lines([
@@ -188,9 +193,11 @@ def test_force_compares_across_machines_with_a_warning_and_the_options_reach_the
         "resnet-profile: WARNING: baseline from another machine, compared anyway: cpu_brand: *",
         # Two of the collected cases are in the baseline: they share the false-discovery rate.
         "regression vs other.json (median +25% and one-sided Mann-Whitney U, Benjamini-Hochberg at 0.05 over 2 cases; "
-        "p-values: 0 exact, 0 normal): 0 regressed, 0 slower but not significant, 0 unchanged, 0 not in baseline",
+        "p-values: 0 exact, 0 normal): 0 regressed, 0 slower but not significant, 0 faster, 0 unchanged, 0 not in "
+        "baseline",
         "  WARNING: compared across machines (--bench-regression-force): cpu_brand: *",
     ])
+    assert "the run fails" not in result.stdout.str()  # --collect-only measures nothing on purpose
     assert result.ret == pytest.ExitCode.OK
 
 

@@ -54,6 +54,11 @@ def pytest_configure(config):
     from fixtures.timers import FakeClock
 
     session = config.stash[SESSION]
+    # The reference workload on a fake clock too: every sample 10 ms, so the machine reads unchanged.
+    from fixtures.reference import Reference
+
+    ticks = iter(range(10**9))
+    session.reference = Reference(lambda: 1, timer=lambda: next(ticks) * 0.01, work=lambda threads: lambda: None)
     # The blocks' hooks at 3 µs: 1e-3 of a fake stage, so stages and blocks keep separate passes on any machine.
     session._runner_factory = lambda plan: GroupRunner(plan, clock_factory=lambda device: FakeClock(STEPS, HOST),
                                                        forward_memory=fake_memory, hook_cost=lambda: 3e-6)

@@ -65,7 +65,7 @@ def test_every_extra_info_value():
         "gpu_ms": 2.2, "gpu_rounds": 3, "launch_bound": True, "cudnn_benchmark": True, "peak_row": "*H200* bf16",
         "device_index": 0, "worker": "gw1", "device_uuid": "GPU-8c1f",
         # 4 rounds: too few for a 95% interval; 4 vs 4 rounds can reach p = 1/70 at best, not 0.01.
-        "ci_low_ms": None, "ci_high_ms": None, "ci_level": None, "ci_rel": None, "detectable_slowdown": None,
+        "ci_low_ms": None, "ci_high_ms": None, "ci_level": None, "ci_rel": None, "detectable_slowdown": None, "detect_target": None,
         "drift_p": pytest.approx(0.75, abs=0.01), "drift_change": 0.0, "drifted": False,  # 4, 1 | 3, 2 ms: 2.5 both
         "stop": "budget", "precision_target": 0.005, "shared_pass_from": None, "hook_bias": None,
         "gpu_clocks": {"start": clocks[0], "end": clocks[1]},
