@@ -120,7 +120,8 @@ median_ms = 1e9
         *stages, "--benchmark-compare=0001", "--benchmark-compare-fail=median:10%", "--bench-regression=0001",
     )
     unwrapped(result).fnmatch_lines([
-        "regressed: median 0.000 ms (baseline) -> * ms (+*% > 10%), one-sided Mann-Whitney U p=0.004 (exact) < 0.01 "
+        # (the change as measured, and beyond what the machine explains where the reference workload says it moved)
+        "regressed: median 0.000 ms (baseline) -> * ms (+*> 10%), one-sided Mann-Whitney U p=0.004 (exact) < 0.01 "
         "(Benjamini-Hochberg: alpha 0.01 x 11/11 cases) (5 vs 5 rounds) [[]baseline *0001_base.json[]]",
         "regression vs *0001_base.json (median +10% and one-sided Mann-Whitney U, Benjamini-Hochberg at 0.01 over 11 "
         "cases; p-values: 11 exact, 0 normal): 11 regressed, 0 slower but not significant, 0 faster, 0 unchanged, 0 not in "
@@ -161,9 +162,15 @@ BENCH = [{"name": f"test_latency[resnet18-1x3x64x64-cpu-{case}]", "stats": {"med
          "'Some Other CPU', now *; torch: baseline '0.0', now *; cpu_threads: baseline 999, now *): its timings don't "
          "compare; pass --bench-regression-force to compare anyway"),
         (("--bench-regression-threshold=ten",), "*argument --bench-regression-threshold: threshold must be a percentage*"),
+        (("--bench-budgets=typo.toml",), "ERROR: typo.toml: budget entry 2: input 'pascall' matches no input (did you "
+                                         "mean 'pascal'?)*"),
+        (("--bench-budgets=single.toml",), "ERROR: single.toml: [[]budget[]] is one table: write [[][[]budget[]][]]*"),
+        (("--bench-strict-gate=sometimes",), "*argument --bench-strict-gate: expected on or off*"),
+        (("--bench-machine-check=forever",), "*argument --bench-machine-check: machine check window must be seconds*"),
     ],
     ids=["missing-budgets", "bad-toml", "unknown-key", "negative", "non-numeric", "unknown-statistic", "missing-baseline",
-         "corrupt-baseline", "baseline-without-samples", "other-machine", "bad-threshold"],
+         "corrupt-baseline", "baseline-without-samples", "other-machine", "bad-threshold", "typo-budgets",
+         "single-table", "bad-strict", "bad-window"],
 )
 def test_bad_input_is_one_line_and_a_usage_error(suite, args, line):
     write(suite, "bad.toml", '[[budget]]\ndevice "cpu"\n')
@@ -172,6 +179,9 @@ def test_bad_input_is_one_line_and_a_usage_error(suite, args, line):
     write(suite, "text.toml", '[[budget]]\ndevice = "cpu"\nmedian_ms = "5 ms"\n')
     write(suite, "statistic.toml", '[[budget]]\ndevice = "cpu"\np95_ms = 5\n')
     write(suite, "corrupt.json", "")
+    write(suite, "typo.toml", '[[budget]]\ndevice = "cpu"\nmedian_ms = 1\n[[budget]]\ndevice = "cpu"\ninput = "pascall"\n'
+                              'median_ms = 1\n')
+    write(suite, "single.toml", '[budget]\ndevice = "cpu"\nmedian_ms = 1\n')
     write(suite, "nodata.json", json.dumps({"machine_info": MACHINE, "benchmarks": [{"name": "test_latency[x]", "stats": {}}]}))
     write(suite, "other.json", json.dumps({"machine_info": MACHINE, "benchmarks": BENCH}))
     # In process: these runs stop at configure time, before anything touches a device.
@@ -216,3 +226,53 @@ def test_an_in_process_run_leaves_torchs_threads_and_cudnn_flag_as_it_found_them
     result = suite.runpytest_inprocess(*TINY, "--collect-only", "--bench-threads", "3", "--bench-cudnn-benchmark", "on")
     assert result.ret == pytest.ExitCode.OK
     assert (torch.get_num_threads(), torch.backends.cudnn.benchmark) == before
+
+
+def test_a_gate_that_measures_no_case_fails_with_one_line(suite):
+    """Every selected case skipped (CUDA graphs need CUDA): the budgets checked nothing, so the run fails."""
+    budgets = write(suite, "b.toml", '[[budget]]\ndevice = "cpu"\nmedian_ms = 1e9\n')
+    result = suite.runpytest_subprocess(*TINY, "--bench-scopes", "model", "--bench-executors", "cuda_graph",
+                                        f"--bench-budgets={budgets}")
+    unwrapped(result).fnmatch_lines([
+        "resnet-profile: the run fails: the gate (budgets b.toml) measured no case: every selected case was skipped or "
+        "deselected, so nothing was checked (pytest -rs names the skips)",
+        "*= 1 skipped in *",
+    ])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_gaps_are_named_and_fail_a_strict_run_and_baselines_go_by_name(suite, monkeypatch):
+    """A budgets entry for another model and stages without a budget: listed, failing only under --bench-strict-gate
+    (on, or auto under CI). The baseline is named as it was saved: --bench-regression=base. The machine check and the
+    reference workload land in machine_info."""
+    storage = f"--benchmark-storage=file://{suite.path / 'store'}"
+    args = (*TINY, "--bench-scopes", "model,stage", "--bench-rounds", "6", "--bench-threads", "1", storage)
+    budgets = write(suite, "b.toml", '[[budget]]\ndevice = "cpu"\nscope = "model"\nmedian_ms = 1e9\n'
+                                     '[[budget]]\ndevice = "cpu"\nmodel = "resnet50"\nmedian_ms = 1e9\n')
+    saved = suite.runpytest_subprocess(*args, "--benchmark-save=base", f"--bench-budgets={budgets}")
+    unwrapped(saved).fnmatch_lines([
+        "resnet-profile: machine check: * usable cores (*), 1 torch thread; other processes used * cores over 0.25 s*",
+        "budgets b.toml: 1 within budget, 0 over budget, 10 ungated",
+        "  entries that match no case of this run (1): entry 2 (device=cpu, model=resnet50)",
+        "*= 11 passed in *",
+    ])
+    assert saved.ret == pytest.ExitCode.OK
+    (stored,) = (suite.path / "store").glob("*/0001_base.json")
+    info = json.loads(stored.read_text())["machine_info"]
+    assert info["machine_check"]["threads"] == 1 and "others_cores" in info["machine_check"]
+    assert len(info["reference"]["samples_s"]["resnet18-1x3x64x64-cpu"]) == 8
+    strict = suite.runpytest_subprocess(*args, "--bench-regression=base", f"--bench-budgets={budgets}",
+                                        "--bench-strict-gate=on")
+    unwrapped(strict).fnmatch_lines([
+        "resnet-profile: regression gate vs *0001_base.json: *",
+        "resnet-profile: strict gate: a budgets entry that matches no case, an ungated case or a case not in the "
+        "baseline fails the run",
+        "  machine: *",
+        "resnet-profile: the run fails (strict gate): 1 budgets entries match no case, 10 cases ungated, 0 not in the "
+        "baseline (listed above); --bench-strict-gate off lists them without failing",
+    ])
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    monkeypatch.setenv("CI", "true")  # auto: strict under CI
+    auto = suite.runpytest_subprocess(*args, f"--bench-budgets={budgets}")
+    unwrapped(auto).fnmatch_lines(["resnet-profile: the run fails (strict gate): 1 budgets entries match no case, *"])
+    assert auto.ret == pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,117 @@
+"""No green without what was asked, no silent gaps: a gate that checked nothing fails the run; entries that match no
+case, ungated cases and cases missing from the baseline are named, and fail the run under the strict setting
+(fixtures/verdicts.py `run_failures`, fixtures/options.py `--bench-strict-gate`)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from fixtures.budgets import parse_budgets
+from fixtures.matrix import CaseSpec, GroupKey
+from fixtures.options import parse_strict, running_on_ci
+from fixtures.regression import RegressionPolicy
+from fixtures.render.terminal import verdict_summary
+from fixtures.verdicts import Baseline, Verdicts
+from fixtures.zoo import parse_input
+from stubs import measurement
+
+GROUP = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
+MODEL, CONV1, FC = CaseSpec(GROUP, "model"), CaseSpec(GROUP, "stage", "conv1"), CaseSpec(GROUP, "stage", "fc")
+POLICY = RegressionPolicy(0.10, 0.01)
+ROUNDS = (0.010, 0.0101, 0.0102, 0.0103, 0.0104, 0.0105)
+BUDGETS = """
+[[budget]]
+device = "cpu"
+scope = "model"
+median_ms = 1e9
+
+[[budget]]
+device = "cpu"
+model = "resnet50"
+median_ms = 1e9
+"""
+
+
+def name(case: CaseSpec) -> str:
+    return f"test_latency[{case.id}]"
+
+
+def checked(gates: Verdicts, *cases: CaseSpec) -> Verdicts:
+    for case in cases:
+        gates.check(name(case), measurement(case, ROUNDS, policy=POLICY))
+    return gates
+
+
+def budgets(strict: bool = False) -> Verdicts:
+    return Verdicts(budgets=parse_budgets(BUDGETS, "b.toml"), strict=strict)
+
+
+def baseline(strict: bool = False, *cases: CaseSpec) -> Verdicts:
+    gates = Verdicts(baseline=Baseline("base.json", {}, {name(c): ROUNDS for c in cases}), policy=POLICY, strict=strict)
+    gates.expect([name(c) for c in cases])
+    return gates
+
+
+def summary(gates: Verdicts) -> str:
+    return "\n".join(verdict_summary(gates))
+
+
+def test_a_gate_that_measured_no_case_fails_the_run():
+    for gates in (budgets(), baseline(False, MODEL)):
+        assert gates.run_failures() == ["nothing measured"]
+        assert "resnet-profile: the run fails: the gate (" in summary(gates)
+        assert "measured no case: every selected case was skipped or deselected" in summary(gates)
+    assert Verdicts().run_failures() == []  # no gate asked for: nothing to fail
+    assert Verdicts(budgets=budgets().budgets, collect_only=True).run_failures() == []
+
+
+def test_a_memory_guard_alone_has_gated_something():
+    gates = budgets()
+    gates.guard([1])
+    assert gates.run_failures() == [] and gates.unused_entries == [2]
+
+
+def test_budgets_that_govern_no_case_fail_the_run():
+    gates = checked(budgets(), CONV1)  # entry 1 is scope=model, entry 2 resnet50: conv1 is ungated
+    assert gates.ungated == [CONV1.id] and gates.run_failures() == ["no budget"]
+    assert "no budgets entry of b.toml governs any case of this run" in summary(gates)
+
+
+def test_a_baseline_holding_none_of_the_cases_fails_the_run():
+    gates = checked(baseline(False, FC), MODEL, CONV1)
+    assert gates.not_in_baseline == [MODEL.id, CONV1.id] and gates.run_failures() == ["none in baseline"]
+    assert "none of the 2 cases measured is in the baseline base.json: nothing was compared" in summary(gates)
+
+
+def test_unused_entries_and_ungated_cases_are_named_and_fail_only_when_strict():
+    for strict in (False, True):
+        gates = checked(budgets(strict), MODEL, CONV1)
+        assert gates.unused_entries == [2] and gates.ungated == [CONV1.id]
+        text = summary(gates)
+        assert "  ungated (1, no entry matches): resnet18-1x3x64x64-cpu-stage-conv1" in text
+        assert "  entries that match no case of this run (1): entry 2 (device=cpu, model=resnet50)" in text
+        assert gates.run_failures() == (["gaps"] if strict else [])
+    assert "the run fails (strict gate): 1 budgets entries match no case, 1 cases ungated, 0 not in the baseline" in text
+
+
+def test_a_case_missing_from_the_baseline_fails_a_strict_run():
+    assert checked(baseline(False, MODEL), MODEL, CONV1).run_failures() == []
+    gates = checked(baseline(True, MODEL), MODEL, CONV1)
+    assert gates.not_in_baseline == [CONV1.id] and gates.run_failures() == ["gaps"]
+
+
+def test_a_strict_run_without_gaps_passes():
+    assert checked(baseline(True, MODEL, CONV1), MODEL, CONV1).run_failures() == []
+
+
+def test_strict_auto_is_on_under_ci(monkeypatch):
+    assert running_on_ci({"CI": "true"}) and running_on_ci({"BUILD_NUMBER": "17"}) and not running_on_ci({})
+    monkeypatch.setenv("CI", "1")
+    assert parse_strict("auto") is True
+    monkeypatch.delenv("CI")
+    assert parse_strict("auto") is False
+    assert parse_strict("on") is True and parse_strict("off") is False
+    with pytest.raises(argparse.ArgumentTypeError, match="expected on or off"):
+        parse_strict("sometimes")
