@@ -71,10 +71,10 @@ def target(slowdown: float = 0.15, cases: int = 19) -> GateTarget:
 
 def test_a_gated_group_runs_until_every_case_can_show_the_target():
     p = plan(gate=target(), precision=0.05, budget_s=1e9)
-    quiet, loud = noisy(10, 0.01), noisy(10, 0.30)
-    assert p.done(10, 1.0, quiet, {"": quiet, "conv1": quiet}) == STOP_PRECISE
-    assert p.done(10, 1.0, quiet, {"": quiet, "conv1": loud}) is None  # conv1 can't show 15% yet
-    assert plan(gate=None, precision=0.05, budget_s=1e9).done(10, 1.0, quiet, {"": quiet, "conv1": loud}) == STOP_PRECISE
+    quiet, loud = noisy(14, 0.01), noisy(14, 0.30)  # 14 rounds: a look of the stopping rule
+    assert p.done(14, 1.0, quiet, {"": quiet, "conv1": quiet}) == STOP_PRECISE
+    assert p.done(14, 1.0, quiet, {"": quiet, "conv1": loud}) is None  # conv1 can't show 15% yet
+    assert plan(gate=None, precision=0.05, budget_s=1e9).done(14, 1.0, quiet, {"": quiet, "conv1": loud}) == STOP_PRECISE
 
 
 def test_the_budget_ends_a_group_that_cant_and_says_why():
@@ -101,7 +101,7 @@ def test_the_target_is_followed_only_where_the_run_is_gated_or_saved():
     assert settings(regression_detect=0.12).detect_target == 0.12
 
 
-def test_later_rounds_read_the_target_every_tenth_of_the_rounds():
+def test_the_targets_are_read_at_the_looks_only():
     calls = []
 
     class Counting(GateTarget):
@@ -113,8 +113,7 @@ def test_later_rounds_read_the_target_every_tenth_of_the_rounds():
     for n in range(6, 400):
         rounds = noisy(n, 0.001)
         p.done(n, 1.0, rounds, {"": rounds})
-    assert calls[:10] == list(range(6, 16))
-    assert len(calls) < 80 and 390 <= calls[-1] < 400
+    assert calls == [6, 9, 14, 21, 32, 48, 72, 108, 162, 243, 365]
 
 
 def records(rounds: dict[str, list[float]], stop: str, gating: bool = True, cases: int = 2) -> list:

@@ -85,3 +85,92 @@ def test_no_slowdown_is_detectable_when_the_rounds_cant_reach_alpha():
     assert detectable_slowdown([0.01, 0.011, 0.012, 0.013], POLICY) is None  # 4 vs 4: p >= 1/70
     assert detectable_slowdown([0.01] * 5, POLICY) == pytest.approx(0.10)  # 5 vs 5: p = 1/252 can; no noise
     assert math.isclose(detectable_slowdown([0.01] * 5, RegressionPolicy(0.25, 0.01)), 0.25)
+
+
+# --- the interval under the stopping rule -----------------------------------------------------------------------------
+
+
+def stopped_coverage(rule, target: float, noise: float, budget_rounds: int, trials: int, seed: int) -> float:
+    """How often the interval a group reports covers the true median (1: log-normal rounds) when `rule(rounds,
+    values)` decides after each round whether it stops (the time budget in rounds: one round, one second), and
+    `level(rounds)` is the level it reports at."""
+    rng = np.random.default_rng(seed)
+    covered = 0
+    for _ in range(trials):
+        values = list(np.exp(rng.normal(0, noise, budget_rounds + 1)))
+        n = next(n for n in range(1, budget_rounds + 2) if rule.stops(n, values[:n]))
+        summary = Summary.of(values[:n], rule.level(n))
+        covered += summary.ci_low is not None and summary.ci_low <= 1.0 <= summary.ci_high
+    return covered / trials
+
+
+class SuiteRule:
+    """The suite's stopping rule: runner.Plan.done under a precision target, and the level it reports at."""
+
+    def __init__(self, target: float, budget_rounds: int) -> None:
+        from stubs import plan
+
+        self.plan = plan(precision=target, budget_s=budget_rounds - 0.5)
+
+    def stops(self, n: int, values: list[float]) -> bool:
+        return self.plan.done(n, float(n), values) is not None
+
+    def level(self, n: int) -> float:
+        return self.plan.confidence(n)
+
+
+class EveryRound95:
+    """The rule before looks: a 95% interval read after every round, stopping the first time it is narrow enough."""
+
+    def __init__(self, target: float, budget_rounds: int) -> None:
+        self.target, self.budget = target, budget_rounds
+
+    def stops(self, n: int, values: list[float]) -> bool:
+        from fixtures.stats import precision
+
+        rel = precision(values) if n >= 6 else None
+        return n >= self.budget or (rel is not None and rel <= self.target)
+
+    def level(self, n: int) -> float:
+        return 0.95
+
+
+SETTINGS = [(0.005, 0.01, 2000), (0.05, 0.05, 200), (0.05, 0.03, 200)]  # GPU: ±0.5% at 1% noise; CPU: ±5% at 5%, 3%
+
+
+@pytest.mark.parametrize(("target", "noise", "budget"), SETTINGS, ids=["gpu", "cpu-5%", "cpu-3%"])
+def test_the_stated_level_holds_under_the_stopping_rule(target, noise, budget):
+    """Looks at planned round counts with the 5% a miss may have spent across them: whatever look a group stops at,
+    its interval covers the median in at least 95% of groups (2000 simulated groups: the sampling error is 0.5%)."""
+    trials = 2000
+    assert stopped_coverage(SuiteRule(target, budget), target, noise, budget, trials, seed=1) >= 0.95
+
+
+def test_reading_a_95_percent_interval_every_round_undercovers():
+    """The control: the rule before looks covers the GPU setting's median in about 93% of groups only."""
+    assert stopped_coverage(EveryRound95(0.005, 2000), 0.005, 0.01, 2000, 2000, seed=1) < 0.945
+
+
+def test_the_looks_and_their_levels():
+    from fixtures.stats import look_confidence, look_index, stopped_confidence
+
+    looks = [n for n in range(1, 400) if look_index(n) is not None]
+    assert looks == [6, 9, 14, 21, 32, 48, 72, 108, 162, 243, 365]
+    misses = [1 - look_confidence(j) for j in range(1, 10_000)]
+    assert misses[0] == 1 / 32 and sum(misses) < 0.05 and math.isclose(sum(misses), 0.05, rel_tol=1e-3)
+    assert stopped_confidence(6) == 1 - 1 / 32 and stopped_confidence(10) == look_confidence(3)
+    assert median_ci_ranks(6, stopped_confidence(6)) == (1, 6, 0.96875)  # every 6-round group keeps its interval
+
+
+def test_the_stopping_check_costs_a_few_looks_not_a_summary_per_round(monkeypatch):
+    """Over 3,000 rounds the precision is read 16 times (at the looks), not 3,000 (each a sort and a binomial tail)."""
+    import fixtures.runner as runner
+    from stubs import plan
+
+    reads = []
+    real = runner.precision
+    monkeypatch.setattr(runner, "precision", lambda values, level: reads.append(len(values)) or real(values, level))
+    p = plan(precision=1e-9, budget_s=1e9)
+    values = list(np.exp(np.random.default_rng(0).normal(0, 0.01, 3000)))
+    assert all(p.done(n, 1.0, values[:n]) is None for n in range(1, 3001))
+    assert reads == [6, 9, 14, 21, 32, 48, 72, 108, 162, 243, 365, 548, 822, 1233, 1850, 2775]
