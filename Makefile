@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 NAME ?= run
 BENCH_ARGS ?=
 
-.PHONY: setup lint bench test smoke mutate clean
+.PHONY: setup lint bench test smoke smoke-baseline mutate clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,12 +38,20 @@ TEST_ARGS ?= -n 2
 test: lint
 	$(PY) -m pytest tests/ $(TEST_ARGS)
 
-# CI's latency gate: a small matrix on one CPU thread (steady on a shared 2-core box) against budgets/cpu-smoke.toml.
-# Any non-zero pytest exit fails the target, 5 (nothing collected) included. The JSON is kept for the CI artifacts.
-SMOKE_ARGS ?= --bench-devices cpu --bench-models resnet18 --bench-inputs pascal --bench-threads 1 --bench-rounds 10
+# CI's gate: a small matrix on one CPU thread (steady on a shared 2-core box) against budgets/cpu-smoke.toml, strict
+# (a budgets entry matching no case, or an ungated case, fails the run), and with BASELINE=NAME against a saved run
+# (`make smoke-baseline BASELINE=NAME` saves one): its group runs until every case can show a 15% slowdown alone, or
+# for its 30 s time budget. Any non-zero pytest exit fails the target, 5 (nothing collected) included. The JSON is kept
+# for the CI artifacts.
+SMOKE_ARGS ?= --bench-devices cpu --bench-models resnet18 --bench-inputs pascal --bench-threads 1 --bench-time-budget 30
+BASELINE ?=
 smoke: setup
 	mkdir -p reports
-	$(PY) -m pytest benchmarks/ $(SMOKE_ARGS) --bench-budgets budgets/cpu-smoke.toml --benchmark-json reports/smoke.json
+	$(PY) -m pytest benchmarks/ $(SMOKE_ARGS) --bench-budgets budgets/cpu-smoke.toml --bench-strict-gate on \
+		--benchmark-json reports/smoke.json $(if $(BASELINE),--bench-regression=$(BASELINE))
+
+smoke-baseline: setup
+	$(PY) -m pytest benchmarks/ $(SMOKE_ARGS) --benchmark-save=$(or $(BASELINE),smoke)
 
 # Mutation testing of the gates (not run in CI; about an hour on the 2-core box): mutmut changes fixtures/regression.py,
 # budgets.py, verdicts.py, measurement.py, contract.py and runner.py one change at a time (setup.cfg [mutmut]) and runs the in-process
