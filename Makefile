@@ -44,11 +44,11 @@ test: lint
 # for its 30 s time budget. Any non-zero pytest exit fails the target, 5 (nothing collected) included. The JSON is kept
 # for the CI artifacts.
 SMOKE_ARGS ?= --bench-devices cpu --bench-models resnet18 --bench-inputs pascal --bench-threads 1 --bench-time-budget 30
+SMOKE_GATES ?= --bench-budgets budgets/cpu-smoke.toml --bench-strict-gate on
 BASELINE ?=
 smoke: setup
 	mkdir -p reports
-	$(PY) -m pytest benchmarks/ $(SMOKE_ARGS) --bench-budgets budgets/cpu-smoke.toml --bench-strict-gate on \
-		--benchmark-json reports/smoke.json $(if $(BASELINE),--bench-regression=$(BASELINE))
+	$(PY) -m pytest benchmarks/ $(SMOKE_ARGS) $(SMOKE_GATES) --benchmark-json reports/smoke.json $(if $(BASELINE),--bench-regression=$(BASELINE))
 
 smoke-baseline: setup
 	$(PY) -m pytest benchmarks/ $(SMOKE_ARGS) --benchmark-save=$(or $(BASELINE),smoke)

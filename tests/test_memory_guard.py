@@ -82,5 +82,7 @@ def test_without_pytest_memray_the_guard_skips_saying_so(pytester: pytest.Pytest
         "--bench-inputs", "pascal", "--bench-budgets", "budgets/cpu.toml", "-p", "no:memray", "-p", "no:cacheprovider",
         "--import-mode=importlib", "-rs",
     )
-    assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["SKIPPED * pytest-memray is not installed: the guard needs its limit_memory marker"])
+    # A gate that checked nothing is no green: the run of guards alone, every one skipped, fails with one line.
+    result.stdout.fnmatch_lines(["resnet-profile: the run fails: the gate (budgets budgets/cpu.toml) measured no case*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
