@@ -10,13 +10,15 @@ import torch
 from fixtures.contract import extra_info
 from fixtures.efficiency import peak_lookup, peak_pct, tflops_per_s
 from fixtures.flops import flops_by_module
-from fixtures.matrix import CaseSpec, GroupKey
+from fixtures.matrix import CaseSpec, GroupKey, Matrix
+from fixtures.measurement import GroupRecord
+from fixtures.memory import MemoryReport, not_measured, static_memory
 from fixtures.modes import fold_batchnorm, fold_pairs, not_in_situ, unsupported
 from fixtures.module_shapes import ModuleInfo, first_tensor
-from fixtures.runner import GroupRunner
+from fixtures.runner import GroupRunner, module_info
 from fixtures.zoo import STAGES, build_model, parse_input
 from stubs import measurement as record_of
-from stubs import plan
+from stubs import plan, settings
 
 TINY = parse_input("1x3x64x64")
 
@@ -128,6 +130,26 @@ def test_folding_batchnorm_keeps_the_output():
         folded = fold_batchnorm(model, pairs)
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
         torch.testing.assert_close(folded(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_folded_group_counts_the_parameters_of_the_model_it_times():
+    """resnet50 folded: each folded BatchNorm's weight and bias (2 × C) gone, a C-bias on its convolution: 25,530,472
+    parameters, the figure its memory reports (params_m), not the unfolded 25,557,032 beside it."""
+    names = ["", "conv1", "bn1", "layer1.0"]
+    plain = module_info("resnet50", (1, 3, 64, 64), names)
+    folded = module_info("resnet50", (1, 3, 64, 64), names, fold_bn=True)
+    assert [plain[n].params for n in names] == [25_557_032, 9408, 128, 75_008]
+    assert [folded[n].params for n in names] == [25_530_472, 9472, 0, 74_368]
+    assert folded[""].params == static_memory("resnet50", (1, 3, 64, 64), "fp32", fold_bn=True).params
+    assert [folded[n].output_shape for n in names] == [plain[n].output_shape for n in names]
+    # The record a folded group writes: one figure in extra_info's params and params_m.
+    group = GroupKey("resnet18", TINY, "cpu", fold_bn=True)
+    result = GroupRunner(plan(warmup=0, rounds=1)).run(group, ["", "bn1"])
+    memory = MemoryReport(group, static_memory("resnet18", TINY.shape, "fp32", True), not_measured("-", [""]))
+    record = GroupRecord.of(Matrix([group], ("model", "stage")).specs(group, ["", "bn1"]), result, settings(), memory)
+    info = extra_info(record.cases[""])
+    assert info["params"] == round(info["params_m"] * 1e6) == 11_684_712  # 11,689,512 less 4,800: a C-bias for 2 × C
+    assert extra_info(record.cases["bn1"])["params"] == 0
 
 
 @pytest.mark.parametrize("name", ["timm.resnet50d", "deeplabv3_resnet50+aux", "resnet50+os8+backbone"])
