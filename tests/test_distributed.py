@@ -91,9 +91,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _benchmarks(path: Path) -> dict[str, dict]:
-    """Each benchmark by name: what a run of it says, the worker that measured it aside."""
+    """Each benchmark by name: what a run of it says, the worker that measured it aside. Each case is in the file once
+    (the controller records what the workers hand it: a case handed twice must not be saved twice)."""
     out = {}
-    for bench in json.loads(path.read_text())["benchmarks"]:
+    saved = json.loads(path.read_text())["benchmarks"]
+    names = [bench["name"] for bench in saved]
+    assert len(names) == len(set(names)), f"recorded more than once: {sorted({n for n in names if names.count(n) > 1})}"
+    for bench in saved:
         info = {k: v for k, v in bench["extra_info"].items() if k != "worker"}
         out[bench["name"]] = {"group": bench["group"], "params": bench["params"], "options": bench["options"],
                               "stats": bench["stats"], "extra_info": info, "fullname": bench["fullname"]}

@@ -58,6 +58,31 @@ def test_drift_is_a_trend_over_the_rounds_not_noise():
     assert drift([1.0, 2.0]).p_value is None and drift([3.0] * 9).p_value is None
 
 
+def test_a_group_that_stops_on_its_target_is_as_precise_as_asked():
+    """Rounds with 15% noise (seed 2): their median's interval is within ±10% from round 17 on, within ±5% only from
+    round 44. A group asked for ±5% that stops on its target saves a median within ±5% (its ci_rel, as the JSON and
+    every reader have it), not one that stopped at a looser precision."""
+    from fixtures.matrix import GroupKey
+    from fixtures.runner import STOP_PRECISE, GroupRunner
+    from fixtures.timers import FakeClock
+    from fixtures.zoo import parse_input
+    from stubs import ResNetStub, group_record, plan
+
+    rng = np.random.default_rng(2)
+    rounds = [float(x) for x in np.round(1 + 0.15 * rng.standard_normal(200), 4)]
+    assert Summary.of(rounds[:17]).ci_rel <= 0.10
+    assert all(Summary.of(rounds[:n]).ci_rel > 0.05 for n in range(6, 44))
+    # The clean pass spans its end mark's step: each round one of `rounds`.
+    clock = FakeClock(tuple(step for seconds in rounds for step in (1e-3, seconds)))
+    runner = GroupRunner(plan(warmup=0, min_rounds=1, precision=0.05, budget_s=1e6),
+                         clock_factory=lambda device: clock, model_factory=lambda name: ResNetStub())
+    result = runner.run(GroupKey("resnet18", parse_input("1x3x64x64"), "cpu"), [""])
+    assert result.stop == STOP_PRECISE
+    latency = group_record(result).cases[""].latency
+    assert latency.ci_rel is not None and latency.ci_rel <= 0.05
+    assert result.rounds >= 44
+
+
 def simulated_power(noise: float, rounds: int, shift: float, runs: int = 300, seed: int = 1) -> float:
     """How often the gate flags a run `shift` slower than its baseline, both of `rounds` rounds of lognormal noise."""
     rng = np.random.default_rng(seed)
