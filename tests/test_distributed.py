@@ -50,6 +50,19 @@ def pytest_configure(config):
 
     ticks = iter(range(10**9))
     session.reference = Reference(lambda: 1, timer=lambda: next(ticks) * 0.01, work=lambda threads: lambda: None)
+
+
+# RESNET_PROFILE_TEST_CORES=N fakes a host of N cores: a worker writes the cores it binds itself to in
+# bound-<worker>.txt; an empty set is refused as the kernel refuses it.
+if os.environ.get("RESNET_PROFILE_TEST_CORES"):
+    def _bind(pid, cores):
+        if not cores:
+            raise OSError(22, "Invalid argument")
+        with open(f"bound-{os.environ['PYTEST_XDIST_WORKER']}.txt", "w") as out:
+            out.write(",".join(map(str, sorted(cores))))
+
+    os.sched_getaffinity = lambda pid: set(range(int(os.environ["RESNET_PROFILE_TEST_CORES"])))
+    os.sched_setaffinity = _bind
 '''
 
 # Stages budgeted tight (they fail), the rest loose.
@@ -70,9 +83,11 @@ ARGS = ("--bench-devices", "cpu", "--bench-models", "resnet18,resnet34", "--benc
         "-p", "no:cacheprovider", "-k", "not memory_budget", "-rf")
 
 
-def _pytest(folder: Path, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
-    return run_suite(folder, *ARGS, *args, env={"RESNET_PROFILE_TEST_CRASH": crash} if crash else None,
-                     clear=("RESNET_PROFILE_TEST_CRASH",))
+def _pytest(folder: Path, *args: str, crash: str | None = None, cores: int | None = None) -> subprocess.CompletedProcess:
+    env = {"RESNET_PROFILE_TEST_CRASH": crash} if crash else {}
+    if cores:
+        env["RESNET_PROFILE_TEST_CORES"] = str(cores)
+    return run_suite(folder, *ARGS, *args, env=env, clear=("RESNET_PROFILE_TEST_CRASH", "RESNET_PROFILE_TEST_CORES"))
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +96,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _benchmarks(path: Path) -> dict[str, dict]:
-    """Each benchmark by name: what a run of it says, the worker that measured it aside."""
+    """Each benchmark by name: what a run of it says, the worker that measured it aside. Each case is in the file once
+    (the controller records what the workers hand it: a case handed twice must not be saved twice)."""
     out = {}
-    for bench in json.loads(path.read_text())["benchmarks"]:
+    saved = json.loads(path.read_text())["benchmarks"]
+    names = [bench["name"] for bench in saved]
+    assert len(names) == len(set(names)), f"recorded more than once: {sorted({n for n in names if names.count(n) > 1})}"
+    for bench in saved:
         info = {k: v for k, v in bench["extra_info"].items() if k != "worker"}
         out[bench["name"]] = {"group": bench["group"], "params": bench["params"], "options": bench["options"],
                               "stats": bench["stats"], "extra_info": info, "fullname": bench["fullname"]}
@@ -156,6 +175,39 @@ def test_a_worker_that_dies_fails_its_group_in_one_line_and_the_rest_is_saved(pr
     saved = _benchmarks(project / "crash.json")
     assert sorted(saved) == sorted(n for n in _benchmarks(project / "first.json") if "resnet18-" in n)
     assert "Traceback" not in result.stdout
+
+
+def test_under_n_1_a_dead_workers_successor_measures_the_groups_after_the_crash(project, runs):
+    """xdist names the successor of -n 1's gw0 gw1, past the last share of the cores: it takes gw0's place (all the
+    cores), measures resnet34's group after resnet18's crash, and the run saves it (exit 1 for resnet18's cases, not
+    an internal error with nothing saved)."""
+    result = _pytest(project, "--benchmark-json=crash1.json", "-n", "1", crash="resnet18")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+    assert "replacing crashed worker gw0" in result.stdout
+    failed = _failures(result.stdout)
+    assert len(failed) == 12 and all("resnet18-" in line for line in failed), failed
+    saved = json.loads((project / "crash1.json").read_text())["benchmarks"]
+    assert sorted(b["name"] for b in saved) == sorted(n for n in _benchmarks(project / "first.json") if "resnet34-" in n)
+    assert {b["extra_info"]["worker"] for b in saved} == {"gw1"}
+
+
+@pytest.mark.parametrize(("workers", "crash", "bound"), [
+    ("1", "resnet18", {"gw0": "0,1,2,3", "gw1": "0,1,2,3"}),
+    ("2", "resnet34", {"gw0": "0,1", "gw1": "2,3", "gw2": "2,3"}),
+], ids=["n1", "n2"])
+def test_a_dead_workers_successor_takes_its_cores(project, runs, workers, crash, bound):
+    """On a faked 4-core host the successor (gw1 under -n 1, gw2 under -n 2) binds itself to the dead worker's cores:
+    not an empty set past the last share, nor a share another worker holds; the groups left are measured."""
+    for old in project.glob("bound-*.txt"):
+        old.unlink()
+    result = _pytest(project, "--benchmark-json=cores.json", "-n", workers, "--bench-models",
+                     "resnet18,resnet34,resnet50", crash=crash, cores=4)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "INTERNALERROR" not in result.stdout + result.stderr
+    assert {f.stem[len("bound-"):]: f.read_text() for f in project.glob("bound-*.txt")} == bound
+    measured = {b["group"] for b in json.loads((project / "cores.json").read_text())["benchmarks"]}
+    assert measured == {f"{m}-1x3x64x64-cpu" for m in ("resnet18", "resnet34", "resnet50") if m != crash}
 
 
 def test_a_run_stopped_early_still_saves_what_its_groups_measured(project, runs):
@@ -242,7 +294,7 @@ def test_a_worker_owns_its_gpu_and_its_cores(monkeypatch):
     binding = distributed.bind_worker(
         "gw1", 2, None, set_affinity=lambda pid, cores: set_to.update(cores=cores),
         get_affinity=lambda pid: set(range(4)), set_gpu=lambda index: set_to.update(gpu=index), device_count=lambda: 2)
-    assert binding == distributed.Binding("gw1", 1, (2, 3))
+    assert binding == distributed.Binding("gw1", 1, (2, 3), place=1)
     assert set_to == {"cores": {2, 3}, "gpu": 1, "threads": 2}
     # Without a GPU for it, a worker owns cores only; --bench-threads sets the threads.
     set_to.clear()
@@ -299,6 +351,7 @@ class FakeNode:
 
     def __init__(self, worker: str) -> None:
         self.gateway = type("Gateway", (), {"id": worker})()
+        self.workerinput: dict = {}  # what the controller's pytest_configure_node adds to the worker's input
         self.sent: list[int] = []
         self.shutting_down = False
 
@@ -399,3 +452,52 @@ def test_a_dead_workers_group_is_not_run_again_and_its_other_units_are():
     ran = {tests[i] for i in gw1.sent}
     assert all(t in ran for t in tests if "resnet34-" in t or "resnet50-" in t)
     assert not any("resnet18-" in t for t in ran if "test_latency" in t)
+
+
+def test_a_dead_workers_successor_takes_its_place_its_gpu_and_its_cuda_n_groups(monkeypatch):
+    """A faked two-GPU, 8-core host, -n 2: gw0 dies in a cuda:0 group; its successor, which xdist names gw2, is given
+    place 0 (GPU 0 and the first half of the cores) and runs the cuda:0 groups left; gw1 keeps place 1."""
+    from fixtures.spread import ControllerHooks
+
+    crashes: list = []
+    hooks = ControllerHooks(None, None, lambda: None, 2)  # type: ignore[arg-type]  (places only)
+    scheduler, nodes, tests = _scheduler(("cuda:0", "cuda:1"), 2, crashes, models=("resnet18", "resnet34", "resnet50"))
+    gw0, gw1 = nodes
+    for node in nodes:  # as xdist starts them
+        hooks.pytest_configure_node(node)
+    assert [n.workerinput[distributed.PLACE] for n in nodes] == [0, 1]
+    assert all("-cuda0-" in tests[i] for i in gw0.sent)
+    hooks.pytest_testnodedown(gw0, "Not properly terminated")  # xdist's order: this hook, the scheduler, the successor
+    scheduler.remove_node(gw0)
+    gw2 = FakeNode("gw2")
+    hooks.pytest_configure_node(gw2)
+    assert gw2.workerinput[distributed.PLACE] == 0
+    scheduler.add_node(gw2)
+    scheduler.add_node_collection(gw2, tests)
+    scheduler.schedule()
+    _run_all(scheduler, [gw1, gw2])
+    assert scheduler.tests_finished
+    crashed = crashes[0].group
+    assert crashed.endswith("-cuda0")
+    left = {t for t in tests if "-cuda0-" in t and crashed not in t}
+    assert left and {tests[i] for i in gw2.sent if "test_latency" in tests[i]} == left
+    assert all("-cuda1-" in tests[i] for i in gw1.sent if "test_latency" in tests[i])
+    # The successor binds itself to place 0's GPU and cores.
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    bound: dict = {}
+    binding = distributed.bind_worker(
+        "gw2", 2, None, set_affinity=lambda pid, cores: bound.update(cores=cores),
+        get_affinity=lambda pid: set(range(8)), set_gpu=lambda index: bound.update(gpu=index), device_count=lambda: 2,
+        place=gw2.workerinput[distributed.PLACE])
+    assert binding == distributed.Binding("gw2", 0, (0, 1, 2, 3), place=0)
+    assert bound == {"cores": {0, 1, 2, 3}, "gpu": 0}
+
+
+def test_places_go_to_workers_in_order_and_a_successor_takes_the_one_left():
+    places = distributed.Places(3)
+    assert [places.take(w) for w in ("gw0", "gw1", "gw2")] == [0, 1, 2]
+    places.leave("gw1")
+    assert places.take("gw3") == 1
+    places.leave("gw0")
+    places.leave("gw2")
+    assert [places.take("gw4"), places.take("gw2")] == [0, 2]  # gw2's own number is free again

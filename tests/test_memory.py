@@ -169,10 +169,13 @@ def test_folded_batchnorm_is_what_is_resident():
 # --- one tracked pass: markers in memray's record stream -------------------------------------------------------------
 
 
-def _record(kind: str, address: int, size: int = 0):
+def _record(kind: str, address: int, size: int = 0, tid: int = 1, python: bool = True):
+    """One of memray's records: by default of thread 1, with a Python frame on its stack (the caller's are)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(allocator=int(memray.AllocatorType[kind]), address=address, size=size)
+    frames = [("forward", "model.py", 1)] if python else []
+    return SimpleNamespace(allocator=int(memray.AllocatorType[kind]), address=address, size=size, tid=tid,
+                           stack_trace=lambda max_stacks=None: frames[:max_stacks])
 
 
 def _mark(code: int, address: int = 1, header: int = 33):
@@ -209,6 +212,73 @@ def test_span_increases_reads_live_bytes_between_the_markers() -> None:
     decoy = _mark(4, address=7)[:1]
     assert span_increases([*_mark(0), *decoy, *_mark(2), *_mark(3), *_mark(1)], [0, 2, 3, 1]) == {
         0: decoy[0].size, 2: 0}
+
+
+def test_only_the_threads_that_run_the_forward_count() -> None:
+    """Thread 1 emits the markers (the caller); thread 3 runs no Python (torch's intra-op pool): both count. Thread 2
+    runs Python (execnet's thread, a user's): what it allocates, and frees, is its own, whatever span is open."""
+    from fixtures.memory import span_increases
+
+    records = [
+        *_mark(0),
+        _record("MALLOC", 100, 1000),
+        *_mark(2),
+        _record("MALLOC", 200, 50_000, tid=2),  # another Python thread, while module 0 runs
+        _record("MALLOC", 300, 700, tid=3, python=False),  # an intra-op worker's buffer
+        _record("FREE", 300),
+        _record("MALLOC", 101, 400),
+        _record("FREE", 200),
+        _record("MALLOC", 201, 90_000, tid=2, python=False),  # the same thread inside native code: still not ours
+        *_mark(3),
+        _record("FREE", 201),
+        *_mark(1),
+    ]
+    assert span_increases(records, [0, 2, 3, 1]) == {0: 1000 + 700, 2: 700}
+
+
+def test_a_thread_allocating_during_a_forward_is_not_in_its_figures(tmp_path: Path) -> None:
+    """A background thread allocates 64 MiB while layer1.0 runs (its conv2 waits until it has); the one tracked pass
+    gives every module and the whole pass the figures of a pass without it."""
+    import threading
+
+    from fixtures.memory import memray_pass
+
+    model = build_model("resnet18").eval()
+    x = make_input(parse_input("1x3x64x64"), 0)
+    go, done, leave = threading.Event(), threading.Event(), threading.Event()
+
+    def background() -> None:
+        while not leave.is_set():
+            if go.wait(0.01):
+                go.clear()
+                held = bytearray(64 * MIB)
+                done.set()
+                leave.wait()
+                del held
+
+    def allocate_in_layer1_0(_module, _args) -> None:
+        go.set()
+        assert done.wait(10)
+        done.clear()
+
+    names = ["conv1", "layer1", "layer1.0", "layer2"]
+    modules = {n: model.get_submodule(n) for n in names}
+    with torch.inference_mode():
+        model(x)
+        alone = memray_pass(lambda: model(x), modules, tmp_path)
+        thread = threading.Thread(target=background, name="background", daemon=True)
+        thread.start()
+        handle = model.layer1[0].conv2.register_forward_pre_hook(allocate_in_layer1_0)
+        try:
+            beside = memray_pass(lambda: model(x), modules, tmp_path)
+        finally:
+            handle.remove()
+            leave.set()
+            thread.join()
+    assert beside[1]["layer1.0"] < 8 * MIB  # without the rule: 64 MiB more
+    for name in names:
+        assert abs(beside[1][name] - alone[1][name]) <= max(64 * 1024, 0.02 * alone[1][name]), name
+    assert abs(beside[0] - alone[0]) <= max(64 * 1024, 0.02 * alone[0])
 
 
 def test_one_tracked_pass_agrees_with_memray_and_with_a_tracker_per_module(tmp_path: Path) -> None:

@@ -10,13 +10,15 @@ import torch
 from fixtures.contract import extra_info
 from fixtures.efficiency import peak_lookup, peak_pct, tflops_per_s
 from fixtures.flops import flops_by_module
-from fixtures.matrix import CaseSpec, GroupKey
+from fixtures.matrix import CaseSpec, GroupKey, Matrix
+from fixtures.measurement import GroupRecord
+from fixtures.memory import MemoryReport, not_measured, static_memory
 from fixtures.modes import fold_batchnorm, fold_pairs, not_in_situ, unsupported
 from fixtures.module_shapes import ModuleInfo, first_tensor
-from fixtures.runner import GroupRunner
+from fixtures.runner import GroupRunner, module_info
 from fixtures.zoo import STAGES, build_model, parse_input
 from stubs import measurement as record_of
-from stubs import plan
+from stubs import plan, settings
 
 TINY = parse_input("1x3x64x64")
 
@@ -130,6 +132,26 @@ def test_folding_batchnorm_keeps_the_output():
         torch.testing.assert_close(folded(x), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_a_folded_group_counts_the_parameters_of_the_model_it_times():
+    """resnet50 folded: each folded BatchNorm's weight and bias (2 × C) gone, a C-bias on its convolution: 25,530,472
+    parameters, the figure its memory reports (params_m), not the unfolded 25,557,032 beside it."""
+    names = ["", "conv1", "bn1", "layer1.0"]
+    plain = module_info("resnet50", (1, 3, 64, 64), names)
+    folded = module_info("resnet50", (1, 3, 64, 64), names, fold_bn=True)
+    assert [plain[n].params for n in names] == [25_557_032, 9408, 128, 75_008]
+    assert [folded[n].params for n in names] == [25_530_472, 9472, 0, 74_368]
+    assert folded[""].params == static_memory("resnet50", (1, 3, 64, 64), "fp32", fold_bn=True).params
+    assert [folded[n].output_shape for n in names] == [plain[n].output_shape for n in names]
+    # The record a folded group writes: one figure in extra_info's params and params_m.
+    group = GroupKey("resnet18", TINY, "cpu", fold_bn=True)
+    result = GroupRunner(plan(warmup=0, rounds=1)).run(group, ["", "bn1"])
+    memory = MemoryReport(group, static_memory("resnet18", TINY.shape, "fp32", True), not_measured("-", [""]))
+    record = GroupRecord.of(Matrix([group], ("model", "stage")).specs(group, ["", "bn1"]), result, settings(), memory)
+    info = extra_info(record.cases[""])
+    assert info["params"] == round(info["params_m"] * 1e6) == 11_684_712  # 11,689,512 less 4,800: a C-bias for 2 × C
+    assert extra_info(record.cases["bn1"])["params"] == 0
+
+
 @pytest.mark.parametrize("name", ["timm.resnet50d", "deeplabv3_resnet50+aux", "resnet50+os8+backbone"])
 def test_folding_finds_every_batchnorm_of_the_other_kinds_and_keeps_the_output(name):
     """timm's deep stem ends in conv1.6 -> bn1 (a Sequential, then its parent's BatchNorm); ASPP's pooling branch and
@@ -224,33 +246,98 @@ def test_cuda_executors_time_the_whole_model(executor):
     assert (result.compile_s is not None) == (executor == "compile")
 
 
-def test_report_compares_modes_per_module(tmp_path):
-    """The report's mode table: each module under each mode, speedup over fp32 contiguous eager from the medians."""
+def _mode_record(group, rounds_ms):
+    """A group's record with these rounds (ms) for each module."""
+    from fixtures.runner import GroupResult, Samples, module_info
+    from stubs import group_record
+
+    samples = {m: Samples([x / 1e3 for x in r], [x / 1e3 for x in r]) for m, r in rounds_ms.items()}
+    info = module_info(group.model, group.input.shape, list(rounds_ms))
+    return group_record(GroupResult(group, "perf_counter", 1, 7, samples, info, {}, 1.0))
+
+
+def test_the_terminal_sets_each_stage_beside_itself_in_every_mode():
+    """bf16 and channels_last beside fp32 eager: the whole model and each stage a row, fp32's median in ms, each other
+    mode's speed-up with its 95% interval (each median's at 97.5%: the extremes of 7 rounds)."""
+    from fixtures.render.modes import modes_tables
+
+    steady = [10.0] * 7
+    fast = [4.0, 5.0, 5.0, 5.0, 5.0, 5.0, 6.0]  # median 5, interval [4, 6]: 2.00× (10/6 … 10/4)
+    records = [
+        _mode_record(GroupKey("resnet18", TINY, "cpu", "bf16"), {"": fast, "conv1": fast, "layer1": fast}),
+        _mode_record(GroupKey("resnet18", TINY, "cpu"), {"": steady, "conv1": steady, "layer1": steady}),
+        _mode_record(GroupKey("resnet18", TINY, "cpu", memory_format="channels_last"),
+                     {"": steady, "conv1": steady[:6], "layer1": [20.0] * 7}),
+        _mode_record(GroupKey("resnet34", TINY, "cpu"), {"": steady}),  # one mode only: no table
+    ]
+    lines = modes_tables(records)
+    assert lines[:6] == [
+        "resnet18-1x3x64x64-cpu: each mode's speed-up over fp32 eager",
+        "        fp32 eager ms    bf16               channels_last",
+        "------  ---------------  -----------------  -----------------",
+        "model   10.000           2.00× (1.67–2.50)  1.00× (1.00–1.00)",
+        "conv1   10.000           2.00× (1.67–2.50)  1.00×",  # 6 rounds: no 97.5% interval of its median
+        "layer1  10.000           2.00× (1.67–2.50)  0.50× (0.50–0.50)",
+    ]
+    assert lines[6].startswith("speed-up: the reference mode's median over the mode's (above 1: faster)")
+    assert not any("resnet34" in line for line in lines)
+    # Narrow: one mode a table, the module and reference columns repeated.
+    narrow = modes_tables(records, width_limit=40)
+    assert [line for line in narrow if line.startswith("model ")] == [
+        "model   10.000           2.00× (1.67–2.50)", "model   10.000           1.00× (1.00–1.00)"]
+    assert modes_tables(records[1:2] + records[3:]) == []
+
+
+def test_report_sets_each_stage_and_block_beside_itself_in_every_mode(tmp_path):
+    """The report's modes: per model × input × device a stage × mode table (the whole model first) and a block × mode
+    table, each mode a column group (its median, its speed-up over fp32 contiguous eager with the interval from the
+    saved rounds); the whole model's TFLOP/s per mode; the memory rows name the mode."""
     import copy
     import json
     from pathlib import Path
 
-    from fixtures.report import load_run, mode_tables
+    from fixtures.report import load_run, mode_tables, render_markdown
 
     data = json.loads((Path(__file__).parent / "data" / "small_run.json").read_text())
     plain = [b for b in data["benchmarks"] if b["extra_info"]["model"] == "resnet18"]
     for b in plain:
-        b["extra_info"].update(p50_ms=4.0, tflops_per_s=1.5, peak_pct=None, launch_bound=None)
+        b["stats"].update(median=0.004, data=[0.004] * 7)
+        b["extra_info"].update(tflops_per_s=1.5, peak_pct=None, launch_bound=None)
     fast = copy.deepcopy(plain)
     for b in fast:
-        b["extra_info"].update(dtype="bf16", memory_format="channels_last", p50_ms=1.0, tflops_per_s=6.0, peak_pct=0.6)
-    data["benchmarks"] = plain + fast
+        b["name"] = b["name"].replace("-cpu-", "-cpu-bf16-channels_last-")
+        b["stats"].update(median=0.001, data=[0.0008, 0.001, 0.001, 0.001, 0.001, 0.001, 0.0016])
+        b["extra_info"].update(dtype="bf16", memory_format="channels_last", tflops_per_s=6.0, peak_pct=0.6)
+    fast[0]["stats"].pop("data")  # a run saved without its rounds: the speed-up alone
+    data["benchmarks"] = fast + plain
     path = tmp_path / "modes.json"
     path.write_text(json.dumps(data))
     text = mode_tables(load_run(path))
-    lines = [line for line in text.splitlines() if line.startswith("| (whole model)") or line.startswith("| layer3.1 ")]
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-    assert cells == [
-        ["(whole model)", "bf16 channels_last", "1.000", "4.00", "6.00", "0.6", "-"],
-        ["(whole model)", "fp32 eager", "4.000", "1.00", "1.50", "-", "-"],
-        ["layer3.1", "bf16 channels_last", "1.000", "4.00", "6.00", "0.6", "-"],
-        ["layer3.1", "fp32 eager", "4.000", "1.00", "1.50", "-", "-"],
-    ]
+    tables = text.split("#### ")[1:]
+    assert [t.splitlines()[0] for t in tables] == [
+        "Stages × modes · ResNet-18 · 1x3x32x32 · cpu", "Blocks × modes · ResNet-18 · 1x3x32x32 · cpu",
+        "Whole model per mode · ResNet-18 · 1x3x32x32 · cpu"]
+
+    def cells(table: str, module: str) -> list[str]:
+        line = next(line for line in table.splitlines() if line.startswith(f"| {module} "))
+        return [c.strip() for c in line.strip("|").split("|")]
+
+    header = [c.strip() for c in tables[0].splitlines()[2].strip("|").split("|")]
+    assert header == ["Module", "fp32 eager: ms", "bf16 channels_last: ms", "bf16 channels_last: speed-up"]
+    assert cells(tables[0], "(whole model)") == ["(whole model)", "4.000", "1.000", "4.00×"]
+    # 7 rounds a side: each median's 97.5% interval is its extremes: 4 / 1.6 … 4 / 0.8.
+    assert cells(tables[0], "layer3") == ["layer3", "4.000", "1.000", "4.00× (2.50–5.00)"]
+    assert cells(tables[1], "layer3.1") == ["layer3.1", "4.000", "1.000", "4.00× (2.50–5.00)"]
+    assert cells(tables[2], "bf16 channels_last") == ["bf16 channels_last", "1.000", "6.00", "0.6", "-"]
+    assert cells(tables[2], "fp32 eager") == ["fp32 eager", "4.000", "1.50", "-", "-"]
+    for b in fast + plain:
+        if b["extra_info"]["scope"] == "model":
+            b["extra_info"].update(allocated_mib=44.0, params_m=11.7, tensors_m=11.7, peak_mib=70.0, activation_mib=25.0)
+    path.write_text(json.dumps(data))
+    memory = render_markdown(load_run(path)).split("### Memory Report")[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in memory.splitlines() if "ResNet-18" in line]
+    assert sorted(row[3] for row in rows) == ["bf16 channels_last", "fp32 eager"]
+    assert all(row[:3] == ["ResNet-18", "1x3x32x32", "cpu"] for row in rows)
 
 
 def test_a_linear_layer_is_compared_with_the_matmul_peak(monkeypatch):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fixtures.regression import RegressionPolicy, compare, detectable_slowdown
-from fixtures.stats import DRIFT_MIN_CHANGE, Summary, drift, median_ci_ranks
+from fixtures.stats import DRIFT_MIN_CHANGE, Ratio, Summary, drift, median_ci_ranks, median_ratio
 
 POLICY = RegressionPolicy(0.10, 0.01)
 
@@ -56,6 +56,45 @@ def test_drift_is_a_trend_over_the_rounds_not_noise():
     assert drift(creeping).p_value < 0.01 and abs(drift(creeping).change) < DRIFT_MIN_CHANGE
     assert not drift(creeping).drifted
     assert drift([1.0, 2.0]).p_value is None and drift([3.0] * 9).p_value is None
+
+
+def test_the_interval_of_a_speedup_covers_the_ratio_of_the_medians():
+    """A speed-up (median over median, two independent groups) with each median's interval at √95%: over 4,000
+    simulated pairs of skewed rounds (lognormal, 7 vs 12 rounds, true medians 2 and 1) it covers the true ratio at
+    least 95% of the time; 6 rounds a side give none; exact bounds from the extremes."""
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(4000):
+        ratio = median_ratio(np.exp(rng.normal(math.log(2.0), 0.3, 7)), np.exp(rng.normal(0.0, 0.5, 12)))
+        covered += ratio.low <= 2.0 <= ratio.high
+    assert covered / 4000 >= 0.95
+    assert median_ratio([1.0] * 6, [2.0] * 7) == Ratio(0.5, None, None)
+    assert median_ratio([8.0, 9, 10, 10, 10, 11, 12], [4.0, 5, 5, 5, 5, 5, 6]) == Ratio(2.0, 8 / 6, 12 / 4)
+
+
+def test_a_group_that_stops_on_its_target_is_as_precise_as_asked():
+    """Rounds with 15% noise (seed 2): their median's interval is within ±10% from round 17 on, within ±5% only from
+    round 44. A group asked for ±5% that stops on its target saves a median within ±5% (its ci_rel, as the JSON and
+    every reader have it), not one that stopped at a looser precision."""
+    from fixtures.matrix import GroupKey
+    from fixtures.runner import STOP_PRECISE, GroupRunner
+    from fixtures.timers import FakeClock
+    from fixtures.zoo import parse_input
+    from stubs import ResNetStub, group_record, plan
+
+    rng = np.random.default_rng(2)
+    rounds = [float(x) for x in np.round(1 + 0.15 * rng.standard_normal(200), 4)]
+    assert Summary.of(rounds[:17]).ci_rel <= 0.10
+    assert all(Summary.of(rounds[:n]).ci_rel > 0.05 for n in range(6, 44))
+    # The clean pass spans its end mark's step: each round one of `rounds`.
+    clock = FakeClock(tuple(step for seconds in rounds for step in (1e-3, seconds)))
+    runner = GroupRunner(plan(warmup=0, min_rounds=1, precision=0.05, budget_s=1e6),
+                         clock_factory=lambda device: clock, model_factory=lambda name: ResNetStub())
+    result = runner.run(GroupKey("resnet18", parse_input("1x3x64x64"), "cpu"), [""])
+    assert result.stop == STOP_PRECISE
+    latency = group_record(result).cases[""].latency
+    assert latency.ci_rel is not None and latency.ci_rel <= 0.05
+    assert result.rounds >= 44
 
 
 def simulated_power(noise: float, rounds: int, shift: float, runs: int = 300, seed: int = 1) -> float:

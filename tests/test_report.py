@@ -55,8 +55,8 @@ def test_stage_and_block_rows() -> None:
 def test_memory_rows_and_machine() -> None:
     text = render_markdown(load_run(DATA))
     memory = text.split("### Memory Report")[1]
-    assert _rows(memory, "ResNet-18") == [["ResNet-18", "1x3x32x32", "cpu", "BasicBlock", "44.64", "11.690", "11.702", "44.85", "0.20"]]
-    assert _rows(memory, "ResNet-50") == [["ResNet-50", "1x3x32x32", "cpu", "Bottleneck", "97.71", "25.557", "25.613", "97.96", "0.25"]]
+    assert _rows(memory, "ResNet-18") == [["ResNet-18", "1x3x32x32", "cpu", "fp32 eager", "BasicBlock", "44.64", "11.690", "11.702", "44.85", "0.20"]]
+    assert _rows(memory, "ResNet-50") == [["ResNet-50", "1x3x32x32", "cpu", "fp32 eager", "Bottleneck", "97.71", "25.557", "25.613", "97.96", "0.25"]]
     assert "CPU: AMD EPYC (2 torch threads); GPU: none; torch 2.14.1" in text
 
 

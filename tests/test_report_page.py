@@ -3,12 +3,15 @@ heatmap's cells, older runs, bad storage — and the page opened in headless Chr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
 import shutil
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_benchmark.stats import Stats
@@ -117,7 +120,7 @@ def test_history_points_and_marks(rendered: Path, tmp_path: Path) -> None:
     assert point.bench.median_ms == pytest.approx(statistics.median(rounds) * 1e3, rel=1e-12)
     assert (point.bench.q1_ms, point.bench.q3_ms) == pytest.approx((rounds[2] * 1e3, rounds[7] * 1e3), rel=1e-12)
 
-    markdown = (rendered / "report.md").read_text()
+    markdown = (rendered / "report.md").read_text().split("#### Every change")[1].split("####")[0]
     changes = [line for line in markdown.splitlines() if "▲ slower" in line or "▼ faster" in line]
     slower = next(p for t in history.trends for p in t.points if t.bench.module == "layer3.0" and p.result)
     assert slower.result.p_value < 0.01  # the rule's p, from fixtures.regression (whose test pins the statistics)
@@ -293,6 +296,75 @@ def test_bad_storage_is_one_line(case: str, tmp_path: Path, capsys: pytest.Captu
     assert not (tmp_path / "out").exists()
 
 
+# --- a history that reads from the top ------------------------------------------------------------------------------
+
+RESNET50_MODEL = next(b for b in TEMPLATE["benchmarks"] if b["extra_info"]["model"] == "resnet50"
+                      and b["extra_info"]["scope"] == "model")
+
+
+def one_host_two_configurations(folder: Path) -> Path:
+    """One host's runs on 2 threads, then on 1 thread, then on 2 again (layer3.0 slower, conv1 faster, layer4.1 gone,
+    resnet50 new), then an unrelated host's one-case run, the newest."""
+    one_thread = _run("2026-11-02T10:00:00+00:00", "b", machine={"cpu_threads": 1})
+    again = _run("2026-11-03T10:00:00+00:00", "c", A2_CHANGES)
+    again["benchmarks"] = [b for b in again["benchmarks"] if b["extra_info"]["module"] != "layer4.1"]
+    again["benchmarks"].append({**copy.deepcopy(RESNET50_MODEL), "stats": _stats(_base(30))})
+    other = _run("2026-11-04T10:00:00+00:00", "d", machine=OTHER_MACHINE)
+    other["benchmarks"] = [{**copy.deepcopy(RESNET50_MODEL), "stats": _stats(_base(30))}]
+    runs = {"0001_two.json": _run("2026-11-01T10:00:00+00:00", "a"), "0002_one.json": one_thread,
+            "0003_two.json": again, "0001_other.json": other}
+    for name, run in runs.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(run))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def configurations(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("configurations")
+    assert main(["--history", str(one_host_two_configurations(root / "storage")), "--out", str(root / "out")]) == 0
+    return root / "out"
+
+
+def test_a_hosts_threads_are_configurations_and_the_summary_comes_first(configurations: Path, tmp_path: Path) -> None:
+    """The history opens on each host and configuration's newest run against the one before it (newest first: the
+    unrelated host's first run, the host's 2-thread run against its previous 2-thread run, its lone 1-thread run);
+    a host is one host whatever its threads; trends only where a line has two points."""
+    history = build_history(load_storage(str(one_host_two_configurations(tmp_path))), RegressionPolicy(0.10, 0.01))
+    assert len(history.hosts) == 2
+    summary = [[c.strip() for c in line.strip("|").split("|")] for line in
+               (configurations / "report.md").read_text().split("#### Summary")[1].split("####")[0].splitlines()
+               if line.startswith("| H") and not line.startswith("| Host")]
+    assert [row[:2] + row[4:] for row in summary] == [
+        ["H2: Intel(R) Xeon(R) Platinum 8480+", "torch 2.14.1+cu130, 2 threads", "-", "-", "-", "-", "1", "-"],
+        ["H1: AMD EPYC", "torch 2.14.1+cu130, 2 threads", "1", "1", "16", "0", "1", "1"],
+        ["H1: AMD EPYC", "torch 2.14.1+cu130, 1 thread", "-", "-", "-", "-", "19", "-"],
+    ]
+    assert [row[2].split(" · ")[0] for row in summary] == ["#4 0001_other.json", "#3 0003_two.json", "#2 0002_one.json"]
+    assert summary[1][3].startswith("#1 0001_two.json")
+    markdown = (configurations / "report.md").read_text()
+    history_md = markdown.split("## Newest run")[0]
+    # The summary, then the newest runs' changes, the runs, and only then the chart.
+    order = [history_md.index(t) for t in ("#### Summary", "#### Slower and faster in the newest runs", "#### Runs",
+                                             "![History](history.png)", "#### New and gone in the newest runs")]
+    assert order == sorted(order)
+    assert "| ResNet-18 · 1x3x32x32 · cpu · layer3.0 | AMD EPYC · torch 2.14.1+cu130, 2 threads |" in history_md
+    assert "#### New and gone in the newest runs: 1 new, 1 gone" in history_md
+    # 18 cases have two points on one line (the 2-thread runs'); layer4.1 (one on each configuration) and resnet50
+    # (one on each host) have none.
+    assert len(history.drawn) == 18 and len(history.trends) == 20
+    assert {t.bench.module for t in history.trends if t not in history.drawn} == {"layer4.1", ""}
+    assert list(history.places.values()) == [
+        "AMD EPYC · torch 2.14.1+cu130, 2 threads", "AMD EPYC · torch 2.14.1+cu130, 1 thread",
+        "Intel(R) Xeon(R) Platinum 8480+"]
+    page = (configurations / "report.html").read_text()
+    assert page.count('<figure class="trend"') == 18
+    # Machines side by side: the two hosts, the first in its newest configuration (2 threads), not three machines.
+    section = machines_side_by_side(Report(history.runs, (history.runs[-1],), history=history))
+    assert section is not None and section.tables[0].column_groups == (
+        ("", 4), ("AMD EPYC", 3), ("Intel(R) Xeon(R) Platinum 8480+", 3))
+
+
 # --- the page in a real browser ----------------------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -302,11 +374,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 ARTIFACTS = ROOT / "reports" / "test-artifacts"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium; .ci/run does)")
-def test_page_in_headless_chromium(rendered: Path, tmp_path: Path) -> None:
-    """No console error, no failed or outside request; tables, heatmap and trend charts rendered; filters narrow."""
+@contextlib.contextmanager
+def _in_chromium(page_file: Path, tmp_path: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
+    """The page opened in headless Chromium: (the page, the problems seen, the requests made)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements.txt)")
-    page_file = rendered / "report.html"
     problems: list[str] = []
     requests: list[str] = []
     with sync_api.sync_playwright() as playwright:
@@ -320,27 +391,57 @@ def test_page_in_headless_chromium(rendered: Path, tmp_path: Path) -> None:
             page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
             page.on("request", lambda r: requests.append(r.url))
             page.goto(page_file.as_uri(), wait_until="load")
-            page.screenshot(path=str(tmp_path / "report_page.png"), full_page=False)
-
-            assert page.locator("#inference-time table.data tbody tr").count() == 1
-            assert page.locator("#inference-time figure.chart svg").is_visible()
-            assert page.locator("#per-stage figure.chart svg").count() == 1
-            assert page.locator("#block-heatmap td[data-share]").count() == 8
-            assert page.locator("#block-heatmap").is_visible()
-            trends = page.locator("figure.trend svg")
-            assert trends.count() == 19 and trends.first.is_visible()
-            box = trends.first.bounding_box()
-            assert box is not None and box["width"] > 200 and box["height"] > 100
-            assert page.locator("#machines th.group").first.is_visible()
-            assert page.locator("#shown").inner_text() == "19 of 19 trend charts shown"
-            page.select_option('select[data-filter="scope"]', "block")
-            assert page.locator("#shown").inner_text() == "8 of 19 trend charts shown"
-            assert page.locator("figure.trend:visible").count() == 8
-            assert page.locator("#inference-time table.data tbody tr:visible").count() == 0
-            page.select_option('select[data-filter="scope"]', "")
-            assert page.locator("figure.trend:visible").count() == 19
+            yield page, problems, requests
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium; .ci/run does)")
+def test_the_history_page_opens_on_its_summary_in_headless_chromium(configurations: Path, tmp_path: Path) -> None:
+    """The first screen: the summary of each host and configuration's newest run, then the newest runs' changes;
+    the trend charts only of the 18 cases with two points on a line, the changed group's first."""
+    page_file = configurations / "report.html"
+    with _in_chromium(page_file, tmp_path) as (page, problems, requests):
+        page.screenshot(path=str(tmp_path / "history_top.png"), full_page=False)
+        tables = page.locator("#history table.data")
+        assert "Summary" in page.locator("#history h4").first.inner_text()
+        summary = tables.first.bounding_box()
+        assert summary is not None and summary["y"] + summary["height"] < 900  # within the first screen
+        assert tables.first.locator("tbody tr").count() == 3
+        assert tables.nth(1).locator("tbody tr").count() == 2  # layer3.0 slower, conv1 faster
+        assert page.locator("figure.trend svg").count() == 18
+        assert page.locator("#shown").inner_text() == "18 of 18 trend charts shown"
+        assert page.locator(".trend-group h4").first.inner_text().startswith("ResNet-18")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "history_top.png", ARTIFACTS / "history_top.png")
+    assert problems == []
+    assert requests == [page_file.as_uri()]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium; .ci/run does)")
+def test_page_in_headless_chromium(rendered: Path, tmp_path: Path) -> None:
+    """No console error, no failed or outside request; tables, heatmap and trend charts rendered; filters narrow."""
+    page_file = rendered / "report.html"
+    with _in_chromium(page_file, tmp_path) as (page, problems, requests):
+        page.screenshot(path=str(tmp_path / "report_page.png"), full_page=False)
+
+        assert page.locator("#inference-time table.data tbody tr").count() == 1
+        assert page.locator("#inference-time figure.chart svg").is_visible()
+        assert page.locator("#per-stage figure.chart svg").count() == 1
+        assert page.locator("#block-heatmap td[data-share]").count() == 8
+        assert page.locator("#block-heatmap").is_visible()
+        trends = page.locator("figure.trend svg")
+        assert trends.count() == 19 and trends.first.is_visible()
+        box = trends.first.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 100
+        assert page.locator("#machines th.group").first.is_visible()
+        assert page.locator("#shown").inner_text() == "19 of 19 trend charts shown"
+        page.select_option('select[data-filter="scope"]', "block")
+        assert page.locator("#shown").inner_text() == "8 of 19 trend charts shown"
+        assert page.locator("figure.trend:visible").count() == 8
+        assert page.locator("#inference-time table.data tbody tr:visible").count() == 0
+        page.select_option('select[data-filter="scope"]', "")
+        assert page.locator("figure.trend:visible").count() == 19
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp_path / "report_page.png", ARTIFACTS / "report_page.png")
     assert problems == []
