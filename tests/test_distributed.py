@@ -49,7 +49,8 @@ def pytest_configure(config):
     from fixtures.reference import Reference
 
     ticks = iter(range(10**9))
-    session.reference = Reference(lambda: 1, timer=lambda: next(ticks) * 0.01, work=lambda threads: lambda: None)
+    session.reference = Reference(lambda: 1, timer=lambda: next(ticks) * 0.01, work=lambda threads: lambda: None,
+                                  every_s=float("inf"))
 
 
 # RESNET_PROFILE_TEST_CORES=N fakes a host of N cores: a worker writes the cores it binds itself to in

@@ -58,7 +58,8 @@ def pytest_configure(config):
     from fixtures.reference import Reference
 
     ticks = iter(range(10**9))
-    session.reference = Reference(lambda: 1, timer=lambda: next(ticks) * 0.01, work=lambda threads: lambda: None)
+    session.reference = Reference(lambda: 1, timer=lambda: next(ticks) * 0.01, work=lambda threads: lambda: None,
+                                  every_s=float("inf"))
     # The blocks' hooks at 3 µs: 1e-3 of a fake stage, so stages and blocks keep separate passes on any machine.
     session._runner_factory = lambda plan: GroupRunner(plan, clock_factory=lambda device: FakeClock(STEPS, HOST),
                                                        forward_memory=fake_memory, hook_cost=lambda: 3e-6)
