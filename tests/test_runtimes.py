@@ -17,7 +17,7 @@ from fixtures.model_parts import parts_of
 from fixtures.runner import GroupRunner
 from fixtures.runtimes import AOTINDUCTOR, ONNXRUNTIME, OPENVINO, PROFILED, TENSORRT
 from fixtures.runtimes.executor import RuntimeFailed, check_settings
-from fixtures.runtimes.facts import TOLERANCE, RuntimeMismatch, compare, leaves
+from fixtures.runtimes.facts import TOLERANCE, RuntimeMismatch, compare, leaves, tolerance_key
 from fixtures.zoo import parse_input
 from stubs import plan
 
@@ -47,6 +47,14 @@ def test_every_output_is_compared_in_order():
 def test_nan_outputs_never_pass():
     check = compare([torch.ones(2)], [torch.tensor([1.0, math.nan])], "bf16")
     assert check.max_rel == math.inf and not check.within
+
+
+def test_fp32_on_a_gpu_with_tf32_is_held_to_tf32s_tolerance(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert [tolerance_key("fp32", "cpu"), tolerance_key("fp32", "cuda:1"), tolerance_key("bf16", "cuda")] == [
+        "fp32", "tf32", "bf16"]
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert tolerance_key("fp32", "cuda") == "fp32"
 
 
 def test_a_runtime_reporting_another_precision_or_thread_count_fails_in_one_line():
