@@ -73,6 +73,11 @@ def test_a_run_saves_and_shows_the_runtimes_beside_eager(project):
                      "--benchmark-json", "out.json", "-rs", subprocess=True)
     result.assert_outcomes(passed=33, skipped=11)  # eager, onnxruntime, openvino: 1 + 10 cases each
     result.stdout.fnmatch_lines([
+        "[[]resnet-profile[]] measuring resnet18-1x3x64x64-cpu-onnxruntime: 11 cases, warm-up 1",
+        "[[]resnet-profile[]] measured resnet18-1x3x64x64-cpu-onnxruntime: 2 rounds in *.* s, export *.* s and build "
+        "*.* s included",
+    ])
+    result.stdout.fnmatch_lines([
         "*SKIPPED [[]11[]]*tensorrt: not on cpu: TensorRT runs on NVIDIA GPUs only",
     ])
     result.stdout.fnmatch_lines([
