@@ -96,6 +96,7 @@ def test_a_run_saves_and_shows_the_runtimes_beside_eager(project):
         "onnxruntime", "onnxruntime", "clock", "perf_counter")
     assert (whole["runtime_precision"], whole["runtime_threads"], whole["dtype"]) == ("fp32", 1, "fp32")
     assert whole["runtime_settings"]["providers"] == "CPUExecutionProvider"
+    assert whole["runtime_settings"]["allow_spinning"] == "0"  # the profiled session's workers can't spin into it
     assert whole["export_s"] > 0 and whole["build_s"] > 0 and whole["output_max_rel_diff"] < 1e-3
     assert whole["profiled_rounds"] == 2 and whole["credited_ratio"] > 0.95
     assert "ReorderOutput" in whole["unattributed_nodes"]  # inserted by ONNX Runtime, named after nothing
