@@ -1,6 +1,6 @@
 """Latency of every case of the matrix: whole model, each stage, each residual block."""
 
-from fixtures.contract import claim, record
+from fixtures.json_contract import claim, record
 
 
 def test_latency(bench_spec, bench_measure, benchmark, bench_gate):

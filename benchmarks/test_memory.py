@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from fixtures.inputs import make_input
+from fixtures.models import build_model
 from fixtures.render.files import memory_file, memory_text, write_report
-from fixtures.zoo import build_model, make_input
 
 
 def test_memory(bench_memory, bench_report_dir):

@@ -88,7 +88,7 @@ def config(bench: dict, machine: dict) -> tuple:
 def load(paths: list[Path]) -> tuple[list[dict], dict]:
     """Every benchmark of the runs, each tagged with its run and session settings; a figure measured in two runs is
     refused (tables would mix them)."""
-    from fixtures.contract import ContractError, load_run
+    from fixtures.json_contract import ContractError, load_run
 
     benches, machine, seen = [], {}, {}
     for path in paths:
@@ -130,7 +130,8 @@ def utils_benchmark_ms(model_name: str, input_label: str, device: str) -> float:
     import torch
     import torch.utils.benchmark as tbench
 
-    from fixtures.zoo import build_model, make_input, parse_input
+    from fixtures.inputs import make_input, parse_input
+    from fixtures.models import build_model
 
     model = build_model(model_name).to(device)
     x = make_input(parse_input(input_label), seed=0).to(device)
@@ -157,7 +158,7 @@ def accuracy_table(benches: list[dict], device: str, reference=utils_benchmark_m
     """fp32 eager whole model (from the fp32 run only) beside torch.utils.benchmark; stage sum / whole; CV."""
     from tabulate import tabulate
 
-    from fixtures.model_parts import parts_of
+    from fixtures.stages_and_blocks import parts_of
 
     plain = [b for b in benches if b["run"] == "fp32"]
     rows = []

@@ -61,7 +61,7 @@ def measurement(spec, device_s, host_s=None, timer="perf_counter", warmup=0, inf
                 **context_fields):
     """A measurement record built by hand (host seconds = device seconds unless given)."""
     from fixtures.measurement import Measurement
-    from fixtures.module_shapes import ModuleInfo
+    from fixtures.shapes import ModuleInfo
 
     return Measurement(spec=spec, device_s=tuple(device_s), host_s=tuple(device_s if host_s is None else host_s),
                        gpu_s=tuple(gpu_s), timer=timer, warmup=warmup, info=info or ModuleInfo((1,), (1,), 0),
@@ -123,7 +123,7 @@ def stages_twice_as_fast(run_json, baseline_json) -> None:
     baseline_json.write_text(json.dumps(saved))
 
 
-# Saved runs that every reader of the JSON contract (fixtures/contract.py) refuses: the file's text (None: no file)
+# Saved runs that every reader of the JSON contract (fixtures/json_contract.py) refuses: the file's text (None: no file)
 # and the one line it says.
 BAD_RUNS = {
     "missing": (None, "no such file"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.allocator import INT_MAX, M_MMAP_MAX, M_TRIM_THRESHOLD, apply
-from fixtures.contract import differences
+from fixtures.json_contract import differences
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,10 +7,10 @@ import re
 import pytest
 
 from fixtures.budgets import BudgetError, CaseFacts, load_budgets, measured_facts, parse_budgets
+from fixtures.inputs import NAMED_INPUTS
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.memory import ForwardMemory, MemoryReport, Peak, StaticMemory
 from fixtures.render.terminal import failure_line, stat_check
-from fixtures.zoo import NAMED_INPUTS
 from stubs import measurement
 
 VALUES = {"median_ms": 12.0, "mean_ms": 13.0, "p90_ms": 15.0, "p99_ms": 20.0, "peak_mib": None}

@@ -17,7 +17,7 @@ SCRIPT = """
 from fixtures.matrix import GroupKey
 from fixtures.runner import GroupRunner
 from fixtures.timers import FakeClock
-from fixtures.zoo import parse_input
+from fixtures.inputs import parse_input
 from stubs import ResNetStub, plan
 
 group = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu", executor="compile", compile_mode="default")

@@ -9,11 +9,11 @@ import torch
 
 from fixtures import device, machine
 from fixtures.budgets import CaseFacts, parse_budgets
-from fixtures.contract import extra_info
+from fixtures.inputs import NAMED_INPUTS
+from fixtures.json_contract import extra_info
 from fixtures.matrix import CaseSpec, GroupKey, device_label
-from fixtures.module_shapes import ModuleInfo
 from fixtures.options import parse_devices
-from fixtures.zoo import NAMED_INPUTS
+from fixtures.shapes import ModuleInfo
 from stubs import measurement
 
 PASCAL = NAMED_INPUTS["pascal"]

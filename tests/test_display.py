@@ -6,13 +6,13 @@ import argparse
 
 import pytest
 
+from fixtures.inputs import NAMED_INPUTS
 from fixtures.matrix import GroupKey
-from fixtures.module_shapes import ModuleInfo
 from fixtures.options import command_line
 from fixtures.render import layout as display
 from fixtures.render.terminal import summary_table
 from fixtures.runner import GroupResult, Samples
-from fixtures.zoo import NAMED_INPUTS
+from fixtures.shapes import ModuleInfo
 from stubs import group_record
 
 

@@ -458,7 +458,7 @@ def test_a_dead_workers_group_is_not_run_again_and_its_other_units_are():
 def test_a_dead_workers_successor_takes_its_place_its_gpu_and_its_cuda_n_groups(monkeypatch):
     """A faked two-GPU, 8-core host, -n 2: gw0 dies in a cuda:0 group; its successor, which xdist names gw2, is given
     place 0 (GPU 0 and the first half of the cores) and runs the cuda:0 groups left; gw1 keeps place 1."""
-    from fixtures.spread import ControllerHooks
+    from fixtures.distributed_hooks import ControllerHooks
 
     crashes: list = []
     hooks = ControllerHooks(None, None, lambda: None, 2)  # type: ignore[arg-type]  (places only)

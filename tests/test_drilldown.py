@@ -23,13 +23,14 @@ from fixtures.drilldown import (
     prepare_trace_dir,
     whole_range,
 )
+from fixtures.inputs import parse_input
 from fixtures.matrix import GroupKey, modules_for
-from fixtures.module_shapes import ModuleInfo
 from fixtures.render.drilldown import drilldown_lines, group_clock_check
 from fixtures.report.tables import where_the_time_goes_rows
 from fixtures.runner import GroupResult, GroupRunner, Samples
+from fixtures.shapes import ModuleInfo
+from fixtures.stages_and_blocks import STAGES, block_names
 from fixtures.timers import FakeClock
-from fixtures.zoo import STAGES, block_names, parse_input
 from stubs import FAIL_RESNET34, group_record, plan
 
 TICK = 2.0**-10

@@ -9,12 +9,12 @@ import argparse
 import pytest
 
 from fixtures.budgets import parse_budgets
+from fixtures.inputs import parse_input
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.options import parse_strict, running_on_ci
 from fixtures.regression import RegressionPolicy
 from fixtures.render.terminal import verdict_summary
 from fixtures.verdicts import Baseline, Verdicts
-from fixtures.zoo import parse_input
 from stubs import measurement
 
 GROUP = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")

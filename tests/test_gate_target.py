@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
+from fixtures.inputs import parse_input
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.regression import GateTarget, RegressionPolicy, compare, detectable_slowdown, robust_sigma
 from fixtures.render.terminal import gate_target_lines
 from fixtures.runner import STOP_BUDGET, STOP_PRECISE, STOP_ROUNDS, STOP_UNGATEABLE
-from fixtures.zoo import parse_input
 from stubs import measurement, plan, settings
 
 POLICY = RegressionPolicy(0.10, 0.01)

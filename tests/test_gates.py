@@ -7,18 +7,18 @@ import json
 import pytest
 
 from fixtures.budgets import parse_budgets
+from fixtures.inputs import parse_input
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.measurement import Measurement
-from fixtures.module_shapes import ModuleInfo
 from fixtures.options import Settings
 from fixtures.regression import RegressionPolicy, compare
 from fixtures.render.terminal import failure_line
 from fixtures.render.terminal import verdict_header as gate_header
 from fixtures.render.terminal import verdict_summary as gate_summary
+from fixtures.shapes import ModuleInfo
 from fixtures.verdicts import Baseline, BaselineError
 from fixtures.verdicts import Verdicts as Gates
 from fixtures.verdicts import build_verdicts as build_gates
-from fixtures.zoo import parse_input
 from stubs import measurement
 from stubs import settings as default_settings
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fixtures.contract import extra_info
+from fixtures.inputs import parse_input
+from fixtures.json_contract import extra_info
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.measurement import Measurement
 from fixtures.render.terminal import summary_table
 from fixtures.runner import GroupResult, GroupRunner, Samples
 from fixtures.timers import FakeClock, PerfCounterClock
-from fixtures.zoo import parse_input
 from stubs import ResNetStub, context, group_record
 from stubs import plan as make_plan
 

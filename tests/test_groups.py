@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import fixtures.runner as runner_module
+from fixtures.inputs import parse_input
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.memory import not_measured
 from fixtures.modes import Executor, effective_warmup, min_warmup
@@ -18,7 +19,6 @@ from fixtures.render.terminal import ProgressLines
 from fixtures.runner import GroupResult, GroupRunner, Plan
 from fixtures.session import ProfileSession
 from fixtures.timers import FakeClock
-from fixtures.zoo import parse_input
 from stubs import ResNetStub
 from stubs import plan as make_plan
 from stubs import settings as default_settings

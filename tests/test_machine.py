@@ -124,10 +124,10 @@ def test_gpu_clocks_per_group_and_what_makes_them_suspect(monkeypatch):
 
 
 def test_the_runner_reads_the_clocks_at_the_start_and_end_of_each_group():
+    from fixtures.inputs import parse_input
     from fixtures.matrix import GroupKey
     from fixtures.runner import GroupRunner
     from fixtures.timers import FakeClock
-    from fixtures.zoo import parse_input
     from stubs import ResNetStub, plan
 
     readings = iter([{"sm_mhz": 1980, "reasons": []}, {"sm_mhz": 900, "default_sm_mhz": 1980, "reasons": []}])

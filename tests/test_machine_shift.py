@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fixtures.inputs import parse_input
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.reference import (
     SENSITIVITY,
@@ -23,7 +24,6 @@ from fixtures.reference import (
 from fixtures.regression import RegressionPolicy
 from fixtures.render.terminal import failure_line, verdict_summary
 from fixtures.verdicts import Baseline, Verdicts
-from fixtures.zoo import parse_input
 from stubs import measurement
 
 GROUP = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from fixtures.inputs import NAMED_INPUTS, parse_input
 from fixtures.matrix import GroupKey, build_cases, build_groups
-from fixtures.zoo import NAMED_INPUTS, block_names, parse_input
+from fixtures.stages_and_blocks import block_names
 
 DEFAULT_MODELS = ("resnet18", "resnet34", "resnet50", "resnet101")
 DEFAULT_INPUTS = (NAMED_INPUTS["cityscapes"], NAMED_INPUTS["pascal"])

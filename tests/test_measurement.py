@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 
-from fixtures.contract import extra_info
+from fixtures.inputs import parse_input
+from fixtures.json_contract import extra_info
 from fixtures.matrix import CaseSpec, GroupKey
-from fixtures.module_shapes import ModuleInfo
+from fixtures.shapes import ModuleInfo
 from fixtures.stats import median, percentiles
-from fixtures.zoo import parse_input
 from stubs import measurement
 
 SAMPLES = (0.004, 0.001, 0.003, 0.002, 0.010, 0.005, 0.006, 0.007, 0.008, 0.009)
@@ -73,9 +73,9 @@ def test_record_hands_every_sample_to_pytest_benchmark(pytester, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join((root, os.path.join(root, "tests"))))
     pytester.makepyfile(
         """
-        from fixtures.contract import record
+        from fixtures.json_contract import record
         from fixtures.matrix import CaseSpec, GroupKey
-        from fixtures.zoo import parse_input
+        from fixtures.inputs import parse_input
         from stubs import measurement
 
         def test_x(benchmark):

@@ -6,13 +6,13 @@ import dataclasses
 
 import pytest
 
-from fixtures.contract import extra_info, record
+from fixtures.inputs import parse_input
+from fixtures.json_contract import extra_info, record
 from fixtures.matrix import CaseSpec, GroupKey
 from fixtures.measurement import Measurement
 from fixtures.memory import MIB, ForwardMemory, MemoryReport, Peak, StaticMemory, TensorRow
-from fixtures.module_shapes import ModuleInfo
 from fixtures.runner import GroupResult, Samples
-from fixtures.zoo import parse_input
+from fixtures.shapes import ModuleInfo
 from stubs import context, measurement
 
 GROUP = GroupKey("resnet18", parse_input("2x3x64x64"), "cuda", "bf16", "channels_last", "eager")

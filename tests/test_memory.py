@@ -10,11 +10,13 @@ import pytest
 import torch
 import torchvision
 
+from fixtures.inputs import NAMED_INPUTS, make_input, parse_input
 from fixtures.matrix import GroupKey
 from fixtures.memory import MIB, ForwardMemory, MemoryReport, Peak, measure_forward, static_memory
+from fixtures.models import build_model
 from fixtures.modes import prepare
 from fixtures.render.files import memory_file, memory_text
-from fixtures.zoo import NAMED_INPUTS, STAGES, build_model, make_input, parse_input
+from fixtures.stages_and_blocks import STAGES
 
 # The reference README's Memory Report: Allocated Memory (MB), # Params (M), # Tensors (M). Its counts are truncated to
 # three decimals (11,689,512 params print as 11.689), and its "MB" is MiB: 17,990,588 float32 elements are 68.63 MiB.

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.budgets import load_budgets, parse_budgets, whole_model_facts
+from fixtures.inputs import NAMED_INPUTS, parse_input
 from fixtures.matrix import GroupKey
-from fixtures.zoo import NAMED_INPUTS, parse_input
 from stubs import copy_checkout
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The kinds of model (fixtures/models.py) and their parts (fixtures/model_parts.py), checked against figures nobody
+"""The kinds of model (fixtures/models.py) and their parts (fixtures/stages_and_blocks.py), checked against figures nobody
 here chose: torchvision's and timm's own models, torchvision's published parameter counts, FlopCounterMode."""
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from torchvision.models import get_model_weights
 from torchvision.models._utils import IntermediateLayerGetter
 
 from fixtures.flops import flops_by_module
-from fixtures.model_parts import find_parts, parts_of
-from fixtures.models import ModelSpec, SegmentationModel, ZooError, known_models, model_spec
-from fixtures.module_shapes import first_tensor, module_shapes
-from fixtures.structure import model_structure
-from fixtures.zoo import STAGES, build_model, check_model
+from fixtures.models import ModelSpec, SegmentationModel, ZooError, build_model, check_model, known_models, model_spec
+from fixtures.shapes import first_tensor, module_shapes
+from fixtures.stages_and_blocks import STAGES, find_parts, parts_of
+from fixtures.structure_report import model_structure
 
 SMALL = (1, 3, 64, 64)
 TV_STAGES = STAGES
@@ -421,9 +420,9 @@ def test_find_parts_on_a_given_module():
 
 
 def test_a_model_without_stages_or_blocks_says_so_and_keeps_its_model_case(user_module):
+    from fixtures.inputs import parse_input
     from fixtures.matrix import Matrix, build_groups
     from fixtures.render.terminal import parts_header
-    from fixtures.zoo import parse_input
 
     made = check_model(f"{user_module}:makes_tensors")
     assert parts_of(made).stages == ("stem", "layer1", "layer2", "head")

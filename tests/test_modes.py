@@ -7,16 +7,18 @@ import math
 import pytest
 import torch
 
-from fixtures.contract import extra_info
 from fixtures.efficiency import peak_lookup, peak_pct, tflops_per_s
 from fixtures.flops import flops_by_module
+from fixtures.inputs import parse_input
+from fixtures.json_contract import extra_info
 from fixtures.matrix import CaseSpec, GroupKey, Matrix
 from fixtures.measurement import GroupRecord
 from fixtures.memory import MemoryReport, not_measured, static_memory
+from fixtures.models import build_model
 from fixtures.modes import fold_batchnorm, fold_pairs, not_in_situ, unsupported
-from fixtures.module_shapes import ModuleInfo, first_tensor
 from fixtures.runner import GroupRunner, module_info
-from fixtures.zoo import STAGES, build_model, parse_input
+from fixtures.shapes import ModuleInfo, first_tensor
+from fixtures.stages_and_blocks import STAGES
 from stubs import measurement as record_of
 from stubs import plan, settings
 

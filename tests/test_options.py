@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
+from fixtures.inputs import InputSize
 from fixtures.options import parse_devices, parse_inputs, parse_models, parse_rounds, parse_scopes, parse_warmup
-from fixtures.zoo import InputSize
 
 
 def test_models_keep_order_and_drop_repeats():

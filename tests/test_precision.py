@@ -76,10 +76,10 @@ def test_a_group_that_stops_on_its_target_is_as_precise_as_asked():
     """Rounds with 15% noise (seed 2): their median's interval is within ±10% from round 17 on, within ±5% only from
     round 44. A group asked for ±5% that stops on its target saves a median within ±5% (its ci_rel, as the JSON and
     every reader have it), not one that stopped at a looser precision."""
+    from fixtures.inputs import parse_input
     from fixtures.matrix import GroupKey
     from fixtures.runner import STOP_PRECISE, GroupRunner
     from fixtures.timers import FakeClock
-    from fixtures.zoo import parse_input
     from stubs import ResNetStub, group_record, plan
 
     rng = np.random.default_rng(2)

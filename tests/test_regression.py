@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import PermutationMethod, mannwhitneyu, rankdata
 
-from fixtures.contract import ContractError, differences, find_saved, load_run, parse_run, pick_saved
+from fixtures.json_contract import ContractError, differences, find_saved, load_run, parse_run, pick_saved
 from fixtures.options import parse_alpha, parse_bool, parse_percent
 from fixtures.regression import (
     EXACT_MAX_PAIRS,

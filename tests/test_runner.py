@@ -6,11 +6,13 @@ import pytest
 import torch
 import torchvision
 
+from fixtures.inputs import parse_input
 from fixtures.matrix import GroupKey, Matrix, build_groups, modules_for
 from fixtures.measurement import GroupRecord
+from fixtures.models import build_model
 from fixtures.runner import GroupRunner
+from fixtures.stages_and_blocks import STAGES
 from fixtures.timers import FakeClock
-from fixtures.zoo import STAGES, build_model, parse_input
 from stubs import ResNetStub, settings
 from stubs import plan as make_plan
 

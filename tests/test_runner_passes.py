@@ -11,10 +11,11 @@ import dataclasses
 import pytest
 import torch
 
+from fixtures.inputs import parse_input
 from fixtures.matrix import GroupKey
+from fixtures.models import build_model
 from fixtures.runner import GroupResult, GroupRunner
 from fixtures.timers import FakeClock, Mark
-from fixtures.zoo import build_model, parse_input
 from stubs import plan
 
 TICK = 2.0**-10

@@ -12,13 +12,13 @@ import tempfile
 import pytest
 import torch
 
+from fixtures.inputs import parse_input
 from fixtures.matrix import GroupKey
-from fixtures.model_parts import parts_of
 from fixtures.runner import GroupRunner
 from fixtures.runtimes import AOTINDUCTOR, ONNXRUNTIME, OPENVINO, PROFILED, TENSORRT
 from fixtures.runtimes.executor import RuntimeFailed, check_settings
 from fixtures.runtimes.facts import TOLERANCE, RuntimeMismatch, compare, leaves, tolerance_key
-from fixtures.zoo import parse_input
+from fixtures.stages_and_blocks import parts_of
 from stubs import plan
 
 TINY = parse_input("1x3x64x64")

@@ -7,7 +7,7 @@ import copy
 import json
 from pathlib import Path
 
-from fixtures.contract import parse_run
+from fixtures.json_contract import parse_run
 from fixtures.report import render_markdown
 from fixtures.report.load import run_of
 

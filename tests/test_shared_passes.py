@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from fixtures.inputs import parse_input
 from fixtures.matrix import GroupKey
 from fixtures.options import SHARE_MAX_BIAS
 from fixtures.render.terminal import summary_table
@@ -23,7 +24,6 @@ from fixtures.runner import (
     stage_bias,
 )
 from fixtures.timers import FakeClock, Mark
-from fixtures.zoo import parse_input
 from stubs import group_record, plan, settings
 
 TICK = 2.0**-10

@@ -8,8 +8,8 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from fixtures.render.files import structure_text
-from fixtures.structure import model_structure
-from fixtures.zoo import STAGES, block_names
+from fixtures.stages_and_blocks import STAGES, block_names
+from fixtures.structure_report import model_structure
 
 SMALL = (1, 3, 64, 64)
 
