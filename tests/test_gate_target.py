@@ -147,3 +147,31 @@ def test_every_case_able_is_said_in_one_line():
     assert gate_target_lines(records({"": noisy(12, 0.01)}, STOP_PRECISE, cases=1)) == [
         "gate target: every case can show a 15% slowdown of one case alone (among 1 cases, p < 0.01/1)"
     ]
+
+
+def test_each_cases_detectable_slowdown_reads_the_options_not_the_defaults():
+    """--bench-regression-threshold and -alpha reach the figure each case records, through the session's gate target
+    (the run's cases sharing alpha) and the case's context."""
+    from fixtures.inputs import parse_input
+    from fixtures.matrix import CaseSpec, GroupKey
+    from fixtures.measurement import case_context
+    from fixtures.session import ProfileSession
+
+    options = settings(regression_threshold=0.25, regression_alpha=0.05, models=("resnet18",),
+                       inputs=(parse_input("1x3x64x64"),), devices=("cpu",), scopes=("model",))
+    session = ProfileSession(options)
+    session.case_tests = {"a": "x", "b": "y", "c": "z"}  # three selected cases share alpha
+    group = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
+    gate = session.gate_target(group, [""])
+    assert gate.policy == RegressionPolicy(0.25, 0.05) and gate.cases == 3 and gate.slowdown == 0.375
+    rounds = noisy(20, 0.2)
+    case = replace_context(measurement(CaseSpec(group, "model"), rounds), case_context(CaseSpec(group, "model"), options,
+                                                                                       gate=gate))
+    assert case.detectable_slowdown == detectable_slowdown(rounds, RegressionPolicy(0.25, 0.05), 3)
+    assert case.detectable_slowdown != detectable_slowdown(rounds, POLICY, 3)
+
+
+def replace_context(m, context):
+    from dataclasses import replace
+
+    return replace(m, context=context)
