@@ -115,3 +115,63 @@ def test_strict_auto_is_on_under_ci(monkeypatch):
     assert parse_strict("on") is True and parse_strict("off") is False
     with pytest.raises(argparse.ArgumentTypeError, match="expected on or off"):
         parse_strict("sometimes")
+
+
+def runtime_case(version: str | None):
+    """resnet18's whole model under ONNX Runtime `version` (None: eager)."""
+    from fixtures.runtimes.facts import OutputCheck, RuntimeFacts
+
+    if version is None:
+        return measurement(MODEL, ROUNDS, policy=POLICY)
+    facts = RuntimeFacts("onnxruntime", version, "torch.onnx.export", 1.0, 0.1, "fp32", 1, OutputCheck(0, 0, 1e-3))
+    return measurement(MODEL, ROUNDS, policy=POLICY, runtime=facts)
+
+
+def runtime_baseline(strict: bool = False, force: bool = False) -> Verdicts:
+    before = Baseline("base.json", {}, {name(MODEL): ROUNDS}, runtimes={name(MODEL): "onnxruntime 1.19.0"})
+    gates = Verdicts(baseline=before, policy=POLICY, strict=strict, force=force)
+    gates.expect([name(MODEL)])
+    return gates
+
+
+def test_a_runtime_case_is_compared_only_with_the_runtime_version_it_ran():
+    same = runtime_baseline()
+    same.check(name(MODEL), runtime_case("1.19.0"))
+    assert len(same.regression_results) == 1 and same.other_runtime == [] and same.run_failures() == []
+    newer = runtime_baseline()
+    newer.check(name(MODEL), runtime_case("1.20.1"))
+    assert newer.regression_results == [] and newer.other_runtime == [f"{MODEL.id} (onnxruntime 1.19.0, now 1.20.1)"]
+    assert newer.run_failures() == ["none in baseline"]  # nothing was compared
+    text = summary(newer)
+    assert "0 not in baseline, 1 under another runtime version" in text
+    assert (
+        "  not compared, the baseline ran another runtime version (1; --bench-regression-force compares them anyway): "
+        f"{MODEL.id} (onnxruntime 1.19.0, now 1.20.1)"
+    ) in text
+    assert "is in the baseline base.json under the runtime version it ran (1 ran another): nothing was compared" in text
+
+
+def test_a_runtime_version_change_is_a_gap_and_force_compares_it():
+    strict = runtime_baseline(strict=True)
+    for case in (MODEL, CONV1):  # conv1 (eager, not a runtime case of the baseline) is judged as before
+        strict.baseline.samples[name(case)] = ROUNDS
+    strict.check(name(CONV1), measurement(CONV1, ROUNDS, policy=POLICY))
+    strict.check(name(MODEL), runtime_case("1.20.1"))
+    assert strict.gaps == 1 and strict.run_failures() == ["gaps"]
+    assert ", 1 under another runtime version (listed above)" in summary(strict)
+    forced = runtime_baseline(strict=True, force=True)
+    forced.check(name(MODEL), runtime_case("1.20.1"))
+    assert len(forced.regression_results) == 1 and forced.other_runtime == [] and forced.run_failures() == []
+    assert forced.forced_runtime == [f"{MODEL.id} (onnxruntime 1.19.0, now 1.20.1)"]
+    assert "WARNING: compared across runtime versions (--bench-regression-force): " in summary(forced)
+
+
+def test_a_baseline_reads_each_runtime_cases_version_from_its_extra_info():
+    from fixtures.json_contract import SavedCase, SavedRun
+    from fixtures.verdicts import runtime_label
+
+    info = {"model": "resnet18", "input": "x", "device": "cpu", "scope": "model"}
+    runtime = {**info, "runtime": "openvino", "runtime_version": "2025.4.0"}
+    cases = (SavedCase("a", "g", {}, info, ROUNDS), SavedCase("b", "g", {}, runtime, ROUNDS))
+    run = SavedRun("base.json", {}, "2026-12-06T10:00:00", {}, cases)
+    assert Baseline.of(run).runtimes == {"b": "openvino 2025.4.0"} == {"b": runtime_label(runtime)}

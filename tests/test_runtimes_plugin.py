@@ -106,6 +106,22 @@ def test_a_run_saves_and_shows_the_runtimes_beside_eager(project):
     ov = saved["test_latency[resnet18-1x3x64x64-cpu-openvino-model]"]
     assert ov["runtime_settings"]["INFERENCE_PRECISION_HINT"] == "f32" and ov["dtype_method"] == "precision hint"
 
+    # Saved under another ONNX Runtime build, its cases are not compared (as a baseline under another torch is not).
+    data = json.loads((project.path / "out.json").read_text())
+    for bench in data["benchmarks"]:
+        if bench["extra_info"].get("runtime") == "onnxruntime":
+            bench["extra_info"]["runtime_version"] = "0.0.1"
+    (project.path / "out.json").write_text(json.dumps(data))
+    again = project(*TINY, "--bench-executors", "onnxruntime", "--bench-scopes", "model", "--bench-regression", "out.json",
+                    subprocess=True)
+    text = " ".join(again.stdout.str().split())  # the summary's lines are wrapped
+    assert "0 not in baseline, 1 under another runtime version" in text
+    assert (
+        "not compared, the baseline ran another runtime version (1; --bench-regression-force compares them anyway): "
+        "resnet18-1x3x64x64-cpu-onnxruntime-model (onnxruntime 0.0.1, now 1."
+    ) in text
+    assert again.ret == 1, again.stdout.str()[-2000:]  # nothing was compared
+
 
 def test_combinations_a_runtime_cannot_run_are_one_line_skips(project):
     result = project(*TINY, "--bench-executors", "onnxruntime,aotinductor", "--bench-dtypes", "bf16",
