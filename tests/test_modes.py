@@ -382,3 +382,30 @@ def test_models_are_built_alike_from_their_seed():
     a, b = build_model("resnet18"), build_model("resnet18")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert not torch.equal(build_model("resnet18", seed=1).conv1.weight, a.conv1.weight)
+
+
+def test_a_runtime_module_credited_no_time_reads_fused_not_an_infinite_speed_up():
+    """ONNX Runtime credits the stem's fused kernel to relu: conv1 reads 0 ms under it, which is no speed-up at all
+    (inf× was shown); the legend says to read the stem as one. Without a runtime column, no such legend."""
+    from dataclasses import replace
+
+    from fixtures.render.modes import FUSED, modes_tables
+    from fixtures.runner import GroupResult, Samples, module_info
+    from fixtures.runtimes.facts import OutputCheck, RuntimeFacts
+    from stubs import group_record
+
+    steady, zero = [10.0] * 7, [0.0] * 7
+    eager = _mode_record(GroupKey("resnet18", TINY, "cpu"), {"": steady, "conv1": steady, "relu": steady})
+    group = GroupKey("resnet18", TINY, "cpu", executor="onnxruntime")
+    rounds = {"": [5.0] * 7, "conv1": zero, "relu": [8.0] * 7}
+    samples = {m: Samples([x / 1e3 for x in r], [x / 1e3 for x in r]) for m, r in rounds.items()}
+    facts = RuntimeFacts("onnxruntime", "1.0", "torch.onnx.export", 1.0, 0.1, "fp32", 1, OutputCheck(0, 0, 1e-3))
+    result = GroupResult(group, "perf_counter", 1, 7, samples, module_info("resnet18", TINY.shape, list(rounds)), {}, 1.0)
+    lines = modes_tables([eager, group_record(replace(result, runtime=facts))])
+    assert lines[3:6] == [
+        "model  10.000           2.00× (2.00–2.00)",
+        f"conv1  10.000           {FUSED}",
+        "relu   10.000           1.25× (1.25–1.25)",
+    ]
+    assert lines[-1].startswith("    ") and "read the stem as one" in " ".join(lines[-2:])
+    assert not any("read the stem" in line for line in modes_tables([eager, _mode_record(replace(group, executor="compile"), rounds)]))
