@@ -54,7 +54,7 @@ smoke-baseline: setup
 	$(PY) -m pytest benchmarks/ $(SMOKE_ARGS) --benchmark-save=$(or $(BASELINE),smoke)
 
 # Mutation testing of the gates (not run in CI; about an hour on the 2-core box): mutmut changes fixtures/regression.py,
-# budgets.py, verdicts.py, measurement.py, contract.py and runner.py one change at a time (setup.cfg [mutmut]) and runs the in-process
+# budgets.py, verdicts.py, measurement.py, json_contract.py and runner.py one change at a time (setup.cfg [mutmut]) and runs the in-process
 # tests that reach each change. The counts land in mutants/mutmut-cicd-stats.json; the survivors are listed last.
 mutate: $(VENV)/.dev-installed
 	$(VENV)/bin/mutmut run --max-children 2
