@@ -147,3 +147,69 @@ def copy_checkout(path, *folders: str):
     for folder in ("benchmarks", *folders):
         shutil.copytree(root / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return path
+
+
+def checkout_project(pytester, monkeypatch, *folders: str, files: dict[str, str] | None = None):
+    """The checkout copied into pytester's folder (copy_checkout, with `folders`), and `files` (name -> text, dedented)
+    beside it, importable. Returns `run(*args, subprocess=False)`: pytest there, in-process (--import-mode=importlib
+    keeps benchmarks/ apart from tests/) or as a subprocess (the checkout on its PYTHONPATH); `run.path` is the folder."""
+    import os
+    import textwrap
+    from pathlib import Path
+
+    copy_checkout(pytester.path, *folders)
+    for name, text in (files or {}).items():
+        (pytester.path / name).write_text(textwrap.dedent(text))
+    if files:
+        monkeypatch.syspath_prepend(str(pytester.path))
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+
+    def run(*args: str, subprocess: bool = False):
+        if subprocess:
+            return pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider", timeout=600)
+        return pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider", "--import-mode=importlib")
+
+    run.path = pytester.path
+    return run
+
+
+def simulated_power(policy, noise: float, rounds: int, shift: float, cases: int = 1, runs: int = 300,
+                    seed: int = 1) -> float:
+    """How often the gate flags one case `shift` slower than its baseline, both of `rounds` rounds of lognormal noise,
+    among `cases` cases: its p-value must be under alpha / cases (Benjamini-Hochberg's first step, the others unchanged
+    and far from significant; one case alone: RegressionResult.regressed)."""
+    import numpy as np
+
+    from fixtures.regression import compare
+
+    rng = np.random.default_rng(seed)
+    flagged = 0
+    for _ in range(runs):
+        base = np.exp(rng.normal(0, noise, rounds))
+        now = np.exp(rng.normal(0, noise, rounds)) * (1 + shift)
+        result = compare("t", base, now, policy)
+        flagged += result.slower and result.p_value < policy.alpha / cases
+    return flagged / runs
+
+
+def runtime_facts(version: str = "1.0", runtime: str = "onnxruntime"):
+    """A runtime group's facts as a build would report them: fp32 on one thread, outputs equal to eager's."""
+    from fixtures.runtimes.facts import OutputCheck, RuntimeFacts
+
+    return RuntimeFacts(runtime, version, "torch.onnx.export", 1.0, 0.1, "fp32", 1, OutputCheck(0, 0, 1e-3))
+
+
+def latency_name(case) -> str:
+    """A case's test name, the key a baseline and the gate know it by."""
+    return f"test_latency[{case.id}]"
+
+
+def markdown_rows(text: str, first_cell: str) -> list[list[str]]:
+    """Cells of every markdown table row whose first cell is `first_cell`."""
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            rows.append(cells)
+    return rows

@@ -15,7 +15,8 @@ from fixtures.options import parse_strict, running_on_ci
 from fixtures.regression import RegressionPolicy
 from fixtures.render.terminal import verdict_summary
 from fixtures.verdicts import Baseline, Verdicts
-from stubs import measurement
+from stubs import latency_name as name
+from stubs import measurement, runtime_facts
 
 GROUP = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
 MODEL, CONV1, FC = CaseSpec(GROUP, "model"), CaseSpec(GROUP, "stage", "conv1"), CaseSpec(GROUP, "stage", "fc")
@@ -34,10 +35,6 @@ median_ms = 1e9
 """
 
 
-def name(case: CaseSpec) -> str:
-    return f"test_latency[{case.id}]"
-
-
 def checked(gates: Verdicts, *cases: CaseSpec) -> Verdicts:
     for case in cases:
         gates.check(name(case), measurement(case, ROUNDS, policy=POLICY))
@@ -48,8 +45,11 @@ def budgets(strict: bool = False) -> Verdicts:
     return Verdicts(budgets=parse_budgets(BUDGETS, "b.toml"), strict=strict)
 
 
-def baseline(strict: bool = False, *cases: CaseSpec) -> Verdicts:
-    gates = Verdicts(baseline=Baseline("base.json", {}, {name(c): ROUNDS for c in cases}), policy=POLICY, strict=strict)
+def baseline(strict: bool = False, *cases: CaseSpec, runtimes: dict[str, str] | None = None,
+             force: bool = False) -> Verdicts:
+    """A baseline holding `cases` (and the runtime versions their names ran under)."""
+    before = Baseline("base.json", {}, {name(c): ROUNDS for c in cases}, runtimes=runtimes or {})
+    gates = Verdicts(baseline=before, policy=POLICY, strict=strict, force=force)
     gates.expect([name(c) for c in cases])
     return gates
 
@@ -117,21 +117,14 @@ def test_strict_auto_is_on_under_ci(monkeypatch):
         parse_strict("sometimes")
 
 
-def runtime_case(version: str | None):
-    """resnet18's whole model under ONNX Runtime `version` (None: eager)."""
-    from fixtures.runtimes.facts import OutputCheck, RuntimeFacts
-
-    if version is None:
-        return measurement(MODEL, ROUNDS, policy=POLICY)
-    facts = RuntimeFacts("onnxruntime", version, "torch.onnx.export", 1.0, 0.1, "fp32", 1, OutputCheck(0, 0, 1e-3))
-    return measurement(MODEL, ROUNDS, policy=POLICY, runtime=facts)
+def runtime_case(version: str):
+    """resnet18's whole model under ONNX Runtime `version`."""
+    return measurement(MODEL, ROUNDS, policy=POLICY, runtime=runtime_facts(version))
 
 
 def runtime_baseline(strict: bool = False, force: bool = False) -> Verdicts:
-    before = Baseline("base.json", {}, {name(MODEL): ROUNDS}, runtimes={name(MODEL): "onnxruntime 1.19.0"})
-    gates = Verdicts(baseline=before, policy=POLICY, strict=strict, force=force)
-    gates.expect([name(MODEL)])
-    return gates
+    """A baseline of resnet18's whole model under ONNX Runtime 1.19.0."""
+    return baseline(strict, MODEL, runtimes={name(MODEL): "onnxruntime 1.19.0"}, force=force)
 
 
 def test_a_runtime_case_is_compared_only_with_the_runtime_version_it_ran():
@@ -140,7 +133,7 @@ def test_a_runtime_case_is_compared_only_with_the_runtime_version_it_ran():
     assert len(same.regression_results) == 1 and same.other_runtime == [] and same.run_failures() == []
     newer = runtime_baseline()
     newer.check(name(MODEL), runtime_case("1.20.1"))
-    assert newer.regression_results == [] and newer.other_runtime == [f"{MODEL.id} (onnxruntime 1.19.0, now 1.20.1)"]
+    assert newer.regression_results == [] and newer.other_runtime == [(MODEL.id, "onnxruntime 1.19.0, now 1.20.1")]
     assert newer.run_failures() == ["none in baseline"]  # nothing was compared
     text = summary(newer)
     assert "0 not in baseline, 1 under another runtime version" in text
@@ -162,7 +155,7 @@ def test_a_runtime_version_change_is_a_gap_and_force_compares_it():
     forced = runtime_baseline(strict=True, force=True)
     forced.check(name(MODEL), runtime_case("1.20.1"))
     assert len(forced.regression_results) == 1 and forced.other_runtime == [] and forced.run_failures() == []
-    assert forced.forced_runtime == [f"{MODEL.id} (onnxruntime 1.19.0, now 1.20.1)"]
+    assert forced.forced_runtime == [(MODEL.id, "onnxruntime 1.19.0, now 1.20.1")]
     assert "WARNING: compared across runtime versions (--bench-regression-force): " in summary(forced)
 
 
@@ -174,4 +167,4 @@ def test_a_baseline_reads_each_runtime_cases_version_from_its_extra_info():
     runtime = {**info, "runtime": "openvino", "runtime_version": "2025.4.0"}
     cases = (SavedCase("a", "g", {}, info, ROUNDS), SavedCase("b", "g", {}, runtime, ROUNDS))
     run = SavedRun("base.json", {}, "2026-12-06T10:00:00", {}, cases)
-    assert Baseline.of(run).runtimes == {"b": "openvino 2025.4.0"} == {"b": runtime_label(runtime)}
+    assert Baseline.of(run).runtimes == {"b": "openvino 2025.4.0"} == {"b": runtime_label("openvino", "2025.4.0")}

@@ -11,10 +11,10 @@ import pytest
 
 from fixtures.inputs import parse_input
 from fixtures.matrix import CaseSpec, GroupKey
-from fixtures.regression import GateTarget, RegressionPolicy, compare, detectable_slowdown, robust_sigma
+from fixtures.regression import GateTarget, RegressionPolicy, detectable_slowdown, robust_sigma
 from fixtures.render.terminal import gate_target_lines
 from fixtures.runner import STOP_BUDGET, STOP_PRECISE, STOP_ROUNDS, STOP_UNGATEABLE
-from stubs import measurement, plan, settings
+from stubs import measurement, plan, settings, simulated_power
 
 POLICY = RegressionPolicy(0.10, 0.01)
 
@@ -36,17 +36,9 @@ def test_the_level_of_one_case_alone_is_alpha_over_the_cases():
     assert detectable_slowdown(rounds, POLICY, cases=19, baseline_rounds=3) is None
 
 
-def lone_power(noise: float, rounds: int, shift: float, cases: int, runs: int = 300, seed: int = 5) -> float:
-    """How often the gate flags one case `shift` slower among `cases`: its p-value must be under alpha/cases
-    (Benjamini-Hochberg's first step, the others unchanged and far from significant)."""
-    rng = np.random.default_rng(seed)
-    flagged = 0
-    for _ in range(runs):
-        base = np.exp(rng.normal(0, noise, rounds))
-        now = np.exp(rng.normal(0, noise, rounds)) * (1 + shift)
-        result = compare("t", base, now, POLICY)
-        flagged += result.slower and result.p_value < POLICY.alpha / cases
-    return flagged / runs
+def lone_power(noise: float, rounds: int, shift: float, cases: int) -> float:
+    """How often the gate flags one case `shift` slower among `cases`."""
+    return simulated_power(POLICY, noise, rounds, shift, cases, seed=5)
 
 
 @pytest.mark.parametrize(("noise", "rounds", "cases"), [(0.03, 12, 19), (0.05, 20, 19), (0.05, 30, 234)])

@@ -19,6 +19,7 @@ from fixtures.shapes import ModuleInfo
 from fixtures.verdicts import Baseline, BaselineError
 from fixtures.verdicts import Verdicts as Gates
 from fixtures.verdicts import build_verdicts as build_gates
+from stubs import latency_name as name
 from stubs import measurement
 from stubs import settings as default_settings
 
@@ -33,10 +34,6 @@ P012 = tuple(2 * s for s in TEN[:8]) + (0.0099, 0.00995)  # 0.012: 2x slower, bu
 P026 = tuple(2 * s for s in TEN[:7]) + (0.0099, 0.00989, 0.010055)  # 0.026
 P038 = tuple(2 * s for s in TEN[:7]) + (0.0099, 0.00989, 0.010035)  # 0.038
 STAGES = [CaseSpec(GROUP, "stage", module) for module in ("conv1", "bn1", "relu", "maxpool", "layer1")]
-
-
-def name(spec: CaseSpec) -> str:
-    return f"test_latency[{spec.id}]"
 
 
 def measured(spec: CaseSpec, device_s, host_s=None) -> Measurement:

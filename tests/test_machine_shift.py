@@ -24,6 +24,7 @@ from fixtures.reference import (
 from fixtures.regression import RegressionPolicy
 from fixtures.render.terminal import failure_line, verdict_summary
 from fixtures.verdicts import Baseline, Verdicts
+from stubs import latency_name as name
 from stubs import measurement
 
 GROUP = GroupKey("resnet18", parse_input("1x3x64x64"), "cpu")
@@ -46,10 +47,6 @@ def rounds(module: str, seed: int, factor: float = 1.0, n: int = ROUNDS) -> tupl
 def reference(seed: int, factor: float = 1.0, n: int = 8) -> tuple[float, ...]:
     rng = np.random.default_rng(1000 + seed)
     return tuple(float(x) for x in 0.025 * factor * np.exp(rng.normal(0, 0.02, n)))
-
-
-def name(case: CaseSpec) -> str:
-    return f"test_latency[{case.id}]"
 
 
 def gate(slow: dict[str, float], machine: float, group: GroupKey = GROUP, base_reference: bool = True) -> Verdicts:

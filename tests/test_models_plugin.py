@@ -8,12 +8,11 @@ no CUDA is touched, and one torch import serves them all.
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from stubs import copy_checkout
+from stubs import checkout_project
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDERS = '''
@@ -47,17 +46,7 @@ TINY = ("--bench-devices", "cpu", "--bench-models", MODELS, "--bench-inputs", "1
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """The checkout's entry points and benchmarks, and a team's builder module beside them; `run(*args)` runs pytest."""
-    for name in ("CI", "BUILD_NUMBER"):
-        monkeypatch.delenv(name, raising=False)
-    copy_checkout(pytester.path)
-    (pytester.path / "team_nets.py").write_text(textwrap.dedent(BUILDERS))
-    monkeypatch.syspath_prepend(str(pytester.path))
-
-    def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider", "--import-mode=importlib")
-
-    run.path = pytester.path
-    return run
+    return checkout_project(pytester, monkeypatch, files={"team_nets.py": BUILDERS})
 
 
 def test_every_kind_collects_runs_and_reports(project):

@@ -248,14 +248,16 @@ def test_cuda_executors_time_the_whole_model(executor):
     assert (result.compile_s is not None) == (executor == "compile")
 
 
-def _mode_record(group, rounds_ms):
-    """A group's record with these rounds (ms) for each module."""
+def _mode_record(group, rounds_ms, **changes):
+    """A group's record with these rounds (ms) for each module (and `changes` to its result: a runtime's facts)."""
+    from dataclasses import replace
+
     from fixtures.runner import GroupResult, Samples, module_info
     from stubs import group_record
 
     samples = {m: Samples([x / 1e3 for x in r], [x / 1e3 for x in r]) for m, r in rounds_ms.items()}
     info = module_info(group.model, group.input.shape, list(rounds_ms))
-    return group_record(GroupResult(group, "perf_counter", 1, 7, samples, info, {}, 1.0))
+    return group_record(replace(GroupResult(group, "perf_counter", 1, 7, samples, info, {}, 1.0), **changes))
 
 
 def test_the_terminal_sets_each_stage_beside_itself_in_every_mode():
@@ -390,18 +392,13 @@ def test_a_runtime_module_credited_no_time_reads_fused_not_an_infinite_speed_up(
     from dataclasses import replace
 
     from fixtures.render.modes import FUSED, modes_tables
-    from fixtures.runner import GroupResult, Samples, module_info
-    from fixtures.runtimes.facts import OutputCheck, RuntimeFacts
-    from stubs import group_record
+    from stubs import runtime_facts
 
     steady, zero = [10.0] * 7, [0.0] * 7
     eager = _mode_record(GroupKey("resnet18", TINY, "cpu"), {"": steady, "conv1": steady, "relu": steady})
     group = GroupKey("resnet18", TINY, "cpu", executor="onnxruntime")
     rounds = {"": [5.0] * 7, "conv1": zero, "relu": [8.0] * 7}
-    samples = {m: Samples([x / 1e3 for x in r], [x / 1e3 for x in r]) for m, r in rounds.items()}
-    facts = RuntimeFacts("onnxruntime", "1.0", "torch.onnx.export", 1.0, 0.1, "fp32", 1, OutputCheck(0, 0, 1e-3))
-    result = GroupResult(group, "perf_counter", 1, 7, samples, module_info("resnet18", TINY.shape, list(rounds)), {}, 1.0)
-    lines = modes_tables([eager, group_record(replace(result, runtime=facts))])
+    lines = modes_tables([eager, _mode_record(group, rounds, runtime=runtime_facts())])
     assert lines[3:6] == [
         "model  10.000           2.00× (2.00–2.00)",
         f"conv1  10.000           {FUSED}",

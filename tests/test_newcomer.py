@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stubs import copy_checkout
+from stubs import checkout_project
 
 ROOT = Path(__file__).resolve().parent.parent
 # One thread: tiny convolutions gain nothing from two, and on a busy machine OpenMP threads waiting on each other make a
@@ -26,17 +26,10 @@ WIDTH = 120
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """A copy of the checkout's entry points, benchmarks and budgets; `run(*args)` runs pytest in it, in-process."""
-    # On a CI machine (CI or BUILD_NUMBER set) pytest prints the short test summary's failure messages uncut, whatever
-    # the width; these runs check what a user's terminal shows.
-    for name in ("CI", "BUILD_NUMBER"):
-        monkeypatch.delenv(name, raising=False)
-    copy_checkout(pytester.path, "budgets")
-
-    def run(*args: str) -> pytest.RunResult:  # --bench-threads holds for its run only (the plugin restores torch's)
-        return pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider", "--import-mode=importlib")
-
-    run.path = pytester.path
-    return run
+    # (On a CI machine, CI or BUILD_NUMBER set, pytest prints the short test summary's failure messages uncut, whatever
+    # the width: tests/conftest.py clears both, as these runs check what a user's terminal shows. --bench-threads holds
+    # for its run only: the plugin restores torch's.)
+    return checkout_project(pytester, monkeypatch, "budgets")
 
 
 def too_wide(result: pytest.RunResult, path: Path) -> list[str]:

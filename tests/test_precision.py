@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from fixtures.regression import RegressionPolicy, compare, detectable_slowdown
+from fixtures.regression import RegressionPolicy, detectable_slowdown
 from fixtures.stats import DRIFT_MIN_CHANGE, Ratio, Summary, drift, median_ci_ranks, median_ratio
+from stubs import simulated_power
 
 POLICY = RegressionPolicy(0.10, 0.01)
 
@@ -97,15 +98,9 @@ def test_a_group_that_stops_on_its_target_is_as_precise_as_asked():
     assert result.rounds >= 44
 
 
-def simulated_power(noise: float, rounds: int, shift: float, runs: int = 300, seed: int = 1) -> float:
-    """How often the gate flags a run `shift` slower than its baseline, both of `rounds` rounds of lognormal noise."""
-    rng = np.random.default_rng(seed)
-    flagged = 0
-    for _ in range(runs):
-        base = np.exp(rng.normal(0, noise, rounds))
-        now = np.exp(rng.normal(0, noise, rounds)) * (1 + shift)
-        flagged += compare("t", base, now, POLICY).regressed
-    return flagged / runs
+def power(noise: float, rounds: int, shift: float) -> float:
+    """How often the gate flags a run `shift` slower than its baseline (one case alone)."""
+    return simulated_power(POLICY, noise, rounds, shift)
 
 
 @pytest.mark.parametrize(("noise", "rounds"), [(0.01, 10), (0.03, 6), (0.05, 10), (0.05, 20)])
@@ -116,8 +111,8 @@ def test_the_detectable_slowdown_is_found_by_the_gate_about_as_often_as_it_says(
     figures = [detectable_slowdown(list(np.exp(rng.normal(0, noise, rounds))), POLICY) for _ in range(41)]
     figure = float(np.median(figures))
     assert figure > POLICY.threshold
-    assert 0.7 <= simulated_power(noise, rounds, figure) <= 0.97
-    assert simulated_power(noise, rounds, POLICY.threshold) < 0.65
+    assert 0.7 <= power(noise, rounds, figure) <= 0.97
+    assert power(noise, rounds, POLICY.threshold) < 0.65
 
 
 def test_no_slowdown_is_detectable_when_the_rounds_cant_reach_alpha():

@@ -12,19 +12,10 @@ import pytest
 
 from fixtures.report import load_run, main, render_markdown
 from stubs import BAD_RUNS
+from stubs import markdown_rows as _rows
 
 DATA = Path(__file__).parent / "data" / "small_run.json"
 ROOT = Path(__file__).parent.parent
-
-
-def _rows(text: str, first_cell: str) -> list[list[str]]:
-    """Cells of every markdown row whose first cell is `first_cell`."""
-    rows = []
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cells[0] == first_cell:
-            rows.append(cells)
-    return rows
 
 
 def test_latency_rows() -> None:

@@ -80,6 +80,11 @@ def write_storage(folder: Path, a2_data: bool = True) -> Path:
                                                                          for m in ("", "layer3.0", "conv1")},
                                     machine=OTHER_MACHINE),
     }
+    return _save(folder, runs)
+
+
+def _save(folder: Path, runs: dict[str, dict]) -> Path:
+    """Each run written as pytest-benchmark JSON under `folder` (name: its path there); returns the folder."""
     for name, run in runs.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(json.dumps(run))
@@ -313,10 +318,7 @@ def one_host_two_configurations(folder: Path) -> Path:
     other["benchmarks"] = [{**copy.deepcopy(RESNET50_MODEL), "stats": _stats(_base(30))}]
     runs = {"0001_two.json": _run("2026-11-01T10:00:00+00:00", "a"), "0002_one.json": one_thread,
             "0003_two.json": again, "0001_other.json": other}
-    for name, run in runs.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(json.dumps(run))
-    return folder
+    return _save(folder, runs)
 
 
 @pytest.fixture(scope="module")

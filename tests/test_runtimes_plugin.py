@@ -10,13 +10,11 @@ The others are in-process (pytester.runpytest_inprocess, --import-mode=importlib
 from __future__ import annotations
 
 import json
-import os
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from stubs import copy_checkout
+from stubs import checkout_project
 
 ROOT = Path(__file__).resolve().parent.parent
 for _name in ("onnx", "onnxscript", "onnxruntime", "openvino"):
@@ -45,20 +43,7 @@ def cummax():
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    for name in ("CI", "BUILD_NUMBER"):
-        monkeypatch.delenv(name, raising=False)
-    copy_checkout(pytester.path)
-    (pytester.path / "team_nets.py").write_text(textwrap.dedent(CUMMAX))
-    monkeypatch.syspath_prepend(str(pytester.path))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-
-    def run(*args: str, subprocess: bool = False) -> pytest.RunResult:
-        if subprocess:
-            return pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider", timeout=600)
-        return pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider", "--import-mode=importlib")
-
-    run.path = pytester.path
-    return run
+    return checkout_project(pytester, monkeypatch, files={"team_nets.py": CUMMAX})
 
 
 def test_help_names_the_runtimes(project):

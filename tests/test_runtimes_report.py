@@ -10,6 +10,7 @@ from pathlib import Path
 from fixtures.json_contract import parse_run
 from fixtures.report import render_markdown
 from fixtures.report.load import run_of
+from stubs import markdown_rows as _rows
 
 DATA = Path(__file__).parent / "data" / "small_run.json"
 RUNTIME = {
@@ -41,14 +42,6 @@ def with_onnxruntime() -> str:
             added.append(twin)
     run["benchmarks"] += added
     return json.dumps(run)
-
-
-def _rows(text: str, first_cell: str) -> list[list[str]]:
-    return [
-        cells
-        for line in text.splitlines()
-        if line.startswith("|") and (cells := [c.strip() for c in line.strip().strip("|").split("|")])[0] == first_cell
-    ]
 
 
 def test_the_runtimes_section_sets_each_executor_beside_eager():
