@@ -32,7 +32,7 @@ bench: setup
 	$(PY) -m pytest benchmarks/ --benchmark-save=$(NAME) $(BENCH_ARGS)
 
 # The suite's own tests (tiny inputs; CUDA tests skip without a GPU), on two pytest-xdist workers: most of their time
-# is pytest subprocesses importing torch, which two cores share well (about 8 min here on two workers: 752 tests). The lint
+# is pytest subprocesses importing torch, which two cores share well (about 8 min here on two workers: 751 tests). The lint
 # and type checks run first.
 TEST_ARGS ?= -n 2
 test: lint
